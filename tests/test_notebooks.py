@@ -27,3 +27,18 @@ def test_chapter_runs_at_ci(notebook, tmp_path, monkeypatch, model_cache):
     assert not errors
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+
+
+def test_failing_chapter_is_reported_clearly(tmp_path, monkeypatch):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('PROFILE = "laptop"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell('assert PROFILE == "laptop", f"ran at {PROFILE}"')]
+    (tmp_path / "nbs").mkdir()
+    nbformat.write(nb, tmp_path / "nbs" / "07_broken.ipynb")
+    monkeypatch.setattr(runner, "NOTEBOOKS", tmp_path / "nbs")
+    with pytest.raises(runner.ChapterFailed, match=r"07_broken.ipynb failed in cell \d+: AssertionError: ran at ci"):
+        runner.run_all("ci", tmp_path / "out")
+    assert (tmp_path / "out" / "ci" / "07_broken.ipynb").exists()  # kept for inspection

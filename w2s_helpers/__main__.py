@@ -50,9 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote the splits to {out}\nuse them with: export W2S_DATA_DIR={out}")
         return 0
     if args.cmd == "run":
-        from .runner import run_all
+        from .runner import ChapterFailed, run_all
 
-        run_all(args.profile, args.out, args.pattern)
+        try:
+            run_all(args.profile, args.out, args.pattern)
+        except ChapterFailed as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         return 0
     return 2
 

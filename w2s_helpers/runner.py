@@ -54,14 +54,31 @@ def run_chapter(notebook: Path, profile: str, out_dir: Path, timeout: int = 3600
     return out
 
 
+class ChapterFailed(RuntimeError):
+    """A chapter raised; the executed notebook (with the error shown) is kept."""
+
+
 def run_all(profile: str, out_dir: str | Path = "build", pattern: str = "[0-9][0-9]_*.ipynb") -> list[tuple[str, float]]:
-    """Run every chapter in order at ``profile``; print and return (notebook, seconds)."""
+    """Run every chapter in order at ``profile``; print and return (notebook, seconds).
+
+    Stops at the first failing chapter with :class:`ChapterFailed`, naming the cell's error
+    and where the executed notebook was written.
+    """
+    from papermill.exceptions import PapermillExecutionError
+
     out = Path(out_dir) / profile
     times = []
-    for nb in chapters(pattern):
+    found = chapters(pattern)
+    if not found:
+        raise FileNotFoundError(f"no notebook in {NOTEBOOKS} matches {pattern!r}")
+    for nb in found:
         t0 = time.perf_counter()
         print(f"[{profile}] {nb.name} ...", flush=True)
-        run_chapter(nb, profile, out)
+        try:
+            run_chapter(nb, profile, out)
+        except PapermillExecutionError as e:
+            raise ChapterFailed(f"{nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
+                                f"the executed notebook is {out / nb.name}") from None
         dt = time.perf_counter() - t0
         times.append((nb.name, dt))
         print(f"[{profile}] {nb.name} done in {dt / 60:.1f} min -> {out / nb.name}", flush=True)
