@@ -33,6 +33,7 @@ def test_failing_chapter_is_reported_clearly(tmp_path, monkeypatch):
     import nbformat
 
     nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": runner.KERNEL, "language": "python", "display_name": "Python"}
     params = nbformat.v4.new_code_cell('PROFILE = "laptop"')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell('assert PROFILE == "laptop", f"ran at {PROFILE}"')]
