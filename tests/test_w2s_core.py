@@ -1,0 +1,84 @@
+"""Chapters 1-2 core: the conflict loss, the toy world, linear heads, PGR, saved results."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from w2s_helpers import heads, losses, results, toy
+
+
+def test_explicit_conflict_golden():
+    delta = torch.tensor([math.log(3.0), math.log(3.0)])  # sigma = 3/4: both predict "A"
+    soft = torch.tensor([0.5, 0.5])
+    gt = torch.tensor([1.0, 0.0])  # pair 0: prediction agrees with GT; pair 1: disagrees -> m = 1
+    base = -(0.5 * math.log(0.75) + 0.5 * math.log(0.25))  # BCE(3/4, 1/2)
+    extra = -math.log(0.75)  # pair 1: BCE(3/4, 1 - 0) pushes further towards the harmful A
+    got = losses.explicit_conflict_loss(delta, soft, gt, alpha=0.5).item()
+    assert got == pytest.approx((base + base + 0.5 * extra) / 2)
+
+
+def test_explicit_conflict_reduces_to_pairwise_at_alpha_zero():
+    g = torch.Generator().manual_seed(0)
+    d, y, gt = torch.randn(32, generator=g), torch.rand(32, generator=g), (torch.rand(32, generator=g) > 0.5).float()
+    torch.testing.assert_close(losses.explicit_conflict_loss(d, y, gt, 0.0), losses.pairwise_loss(d, y))
+
+
+def test_explicit_conflict_mask_has_no_gradient_path():
+    d = torch.tensor([2.0], requires_grad=True)  # predicts A; GT says B is harmless -> m = 1
+    losses.explicit_conflict_loss(d, torch.tensor([0.5]), torch.tensor([0.0]), alpha=1.0).backward()
+    # d/dd [BCE(s, .5) + BCE(s, 1)] = (s - .5) + (s - 1), s = sigmoid(2)
+    s = torch.sigmoid(torch.tensor(2.0)).item()
+    assert d.grad.item() == pytest.approx((s - 0.5) + (s - 1.0))
+
+
+def test_pgr():
+    assert heads.pgr(0.6, 0.7, 0.8) == pytest.approx(0.5)
+    assert math.isnan(heads.pgr(0.7, 0.7, 0.7))
+
+
+def test_toy_world_is_deterministic_and_checks_dials():
+    w = toy.make_world(dim=8, weak_dims=3, seed=1)
+    a, b = toy.sample_pairs(w, 50, 2), toy.sample_pairs(w, 50, 2)
+    assert torch.equal(a.strong_a, b.strong_a) and torch.equal(a.weak_b, b.weak_b)
+    assert a.diff("strong").shape == (50, 8) and a.diff("weak").shape == (50, 3)
+    assert np.isclose(np.linalg.norm(w.harmless), 1) and np.isclose(np.linalg.norm(w.helpful), 1)
+    with pytest.raises(ValueError):
+        toy.make_world(dim=8, weak_dims=9)
+
+
+def _w2s(world, seed=0):
+    gt, w2s, test = (toy.sample_pairs(world, n, seed + i) for i, n in enumerate((400, 2000, 4000)))
+    acc = lambda w, view: ((test.diff(view) @ w > 0).float() == test.harmless_label).float().mean().item()
+    w_weak = heads.fit_pairwise_head(gt.diff("weak"), gt.harmless_label, l2=1e-3)
+    w_strong = heads.fit_pairwise_head(gt.diff("strong"), gt.harmless_label, l2=1e-3)
+    soft = torch.sigmoid(w2s.diff("weak") @ w_weak)
+    w_student = heads.fit_pairwise_head(w2s.diff("strong"), soft, l2=1e-3)
+    return acc(w_weak, "weak"), acc(w_student, "strong"), acc(w_strong, "strong")
+
+
+def test_toy_world_shows_weak_to_strong_generalisation_for_a_large_gap():
+    weak, student, strong = _w2s(toy.make_world(dim=32, weak_dims=32, weak_noise=1.0, seed=0))
+    assert strong - weak > 0.1  # the dial opened a real gap
+    assert heads.pgr(weak, student, strong) > 0.2  # the student recovers part of it
+
+
+def test_toy_world_without_gap_has_nothing_to_recover():
+    weak, student, strong = _w2s(toy.make_world(dim=16, weak_dims=16, weak_noise=0.0, seed=0))
+    assert abs(strong - weak) < 0.02
+
+
+def test_results_round_trip(isolated_cache):
+    cfg = results.RunConfig(role="student", model="b", weak="a", setting="explicit", alpha=0.5, seed=1)
+    delta = np.array([1.5, -0.5, 0.0], dtype=np.float32)
+    correct = np.array([True, False, True])
+    results.save_run(cfg, delta, correct)
+    back = results.load_run(cfg)
+    np.testing.assert_array_equal(back["correct"], correct)
+    np.testing.assert_allclose(back["prob"], 1 / (1 + np.exp(-delta)), rtol=1e-6)
+    assert results.load_run(results.RunConfig(role="student", model="b", seed=2)) is None
+    table = results.load_runs(role="student", alpha=0.5)
+    assert len(table) == 1 and table.iloc[0]["acc"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="one length"):
+        results.save_run(cfg, delta, correct[:2])

@@ -1,0 +1,115 @@
+"""Per-pair results of every training run, saved for chapter 3 (no pickle).
+
+A run is identified by a :class:`RunConfig`; its content hash names the file. Each entry
+is a safetensors file holding the test-set vectors (``correct`` [N] uint8, ``delta`` [N]
+float32, ``prob`` = sigmoid(delta) [N] float32) with the config as JSON metadata, written
+atomically under ``<cache>/results``. :func:`load_runs` reads them back as a table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .store import atomic_write_bytes, cache_dir, content_hash
+
+Role = str  # "weak" (weak ceiling), "strong" (strong ceiling), "student"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one run's test-set predictions.
+
+    role:      "weak", "strong" (ceilings, trained on ground truth) or "student".
+    model:     rung of the trained model.
+    weak:      rung of the supervisor whose labels a student learned from ("" for ceilings).
+    regime:    "probe", "top_blocks" or "finetune".
+    setting:   "none" (ceilings), "no_conflict", "implicit" or "explicit".
+    alpha:     weight of the explicit-conflict term (0 otherwise).
+    helpful_share: fraction of the student's data that are helpful pairs (implicit conflict).
+    weak_n:    ground-truth pairs the weak ceiling was trained on (the capability-gap dial).
+    seed:      run seed.
+    profile:   profile name.
+    data_hash: hash of the test pairs the vectors refer to (and of the training data).
+    """
+
+    role: Role
+    model: str
+    weak: str = ""
+    regime: str = "probe"
+    setting: str = "none"
+    alpha: float = 0.0
+    helpful_share: float = 0.0
+    weak_n: int = 0
+    seed: int = 0
+    profile: str = ""
+    data_hash: str = ""
+
+    def key(self) -> str:
+        return content_hash(dataclasses.asdict(self), length=20)
+
+
+def save_run(config: RunConfig, delta: np.ndarray, correct: np.ndarray) -> Path:
+    """Store one run's test vectors: delta [N] margins and correct [N] booleans."""
+    import torch
+    from safetensors.torch import save
+
+    delta = np.asarray(delta, dtype=np.float32)
+    correct = np.asarray(correct, dtype=bool)
+    if delta.ndim != 1 or delta.shape != correct.shape:
+        raise ValueError(f"delta and correct must be 1-D of one length, got {delta.shape} and {correct.shape}")
+    tensors = {
+        "delta": torch.from_numpy(delta.copy()),
+        "prob": torch.sigmoid(torch.from_numpy(delta.copy())),
+        "correct": torch.from_numpy(correct.astype(np.uint8)),
+    }
+    path = cache_dir("results") / f"{config.key()}.safetensors"
+    meta = {"config": json.dumps(dataclasses.asdict(config))}
+    return atomic_write_bytes(path, save(tensors, metadata=meta))
+
+
+def load_run(config: RunConfig) -> dict[str, np.ndarray] | None:
+    """The saved vectors of a run (``delta``, ``prob``, ``correct``), or None if absent."""
+    path = cache_dir("results") / f"{config.key()}.safetensors"
+    if not path.exists():
+        return None
+    return _read(path)[1]
+
+
+def _read(path: Path) -> tuple[RunConfig, dict[str, np.ndarray]]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as f:
+        config = RunConfig(**json.loads(f.metadata()["config"]))
+        arrays = {k: f.get_tensor(k) for k in f.keys()}
+    arrays["correct"] = arrays["correct"].astype(bool)
+    return config, arrays
+
+
+def iter_runs(root: Path | None = None) -> Iterator[tuple[RunConfig, dict[str, np.ndarray]]]:
+    """Every saved run (unreadable files are skipped with a warning)."""
+    import warnings
+
+    for path in sorted((root or cache_dir("results")).glob("*.safetensors")):
+        try:
+            yield _read(path)
+        except Exception as e:
+            warnings.warn(f"skipping unreadable result {path.name}: {type(e).__name__}: {e}")
+
+
+def load_runs(**where) -> "pandas.DataFrame":  # noqa: F821
+    """A table of saved runs matching ``where`` (config field = value), one row per run,
+    with the config fields, the accuracy and the vectors (columns ``correct``, ``delta``)."""
+    import pandas as pd
+
+    rows = []
+    for config, arrays in iter_runs():
+        fields = dataclasses.asdict(config)
+        if all(fields.get(k) == v for k, v in where.items()):
+            rows.append({**fields, "acc": float(arrays["correct"].mean()), **arrays})
+    return pd.DataFrame(rows)

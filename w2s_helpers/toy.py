@@ -1,0 +1,109 @@
+"""A toy preference world where the truth is known (chapters 1-3).
+
+Every item is a latent vector z in R^D. Its harmlessness is ``z @ harmless`` and its
+helpfulness ``z @ helpful``. A pair (A, B) is labelled 1 when A is the more harmless item.
+
+- The **strong** model sees z itself.
+- The **weak** model sees a degraded view: only the first ``weak_dims`` coordinates, plus
+  Gaussian noise of scale ``weak_noise`` that belongs to the item (it is drawn once, when
+  the item is made, so the weak model sees the same noisy item every time).
+
+Two dials set the capability gap: fewer ``weak_dims`` hide part of what decides
+harmlessness from the weak model; more ``weak_noise`` blurs what it does see.
+Helpfulness lives mostly in the hidden coordinates and is anti-correlated with
+harmlessness there (``conflict``), so a student pushed towards helpfulness can trade away
+harmlessness exactly where the weak supervisor cannot look.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class ToyWorld:
+    """Directions and dials of one toy world (see the module docstring).
+
+    dim:        D, latent dimensions (the strong view).
+    weak_dims:  k <= D, coordinates visible to the weak model.
+    weak_noise: std of the per-item noise on the weak view.
+    label_noise: probability that a ground-truth label is flipped (annotator noise).
+    harmless:   [D] unit vector; harmlessness score = z @ harmless.
+    helpful:    [D] unit vector; helpfulness score = z @ helpful.
+    """
+
+    dim: int
+    weak_dims: int
+    weak_noise: float
+    label_noise: float
+    harmless: np.ndarray
+    helpful: np.ndarray
+
+
+@dataclass(frozen=True)
+class ToyPairs:
+    """n pairs of items. strong_a/b: [n, D]; weak_a/b: [n, k]; labels: [n] in {0, 1}.
+
+    harmless_label: 1 iff A is more harmless (after label noise).
+    helpful_label:  1 iff A is more helpful (no noise).
+    """
+
+    strong_a: torch.Tensor
+    strong_b: torch.Tensor
+    weak_a: torch.Tensor
+    weak_b: torch.Tensor
+    harmless_label: torch.Tensor
+    helpful_label: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.harmless_label)
+
+    def diff(self, view: str) -> torch.Tensor:
+        """Feature differences A - B of the ``"strong"`` or ``"weak"`` view: [n, D] or [n, k]."""
+        return getattr(self, f"{view}_a") - getattr(self, f"{view}_b")
+
+
+def make_world(
+    dim: int = 32, weak_dims: int = 8, weak_noise: float = 0.5, label_noise: float = 0.0,
+    conflict: float = 0.8, seed: int = 0,
+) -> ToyWorld:
+    """Draw the two directions of a world.
+
+    Harmlessness spreads evenly over all D coordinates, so the weak model (first k) sees
+    a share k/D of it. Helpfulness points along the *hidden* part of ``-harmless`` with
+    weight ``conflict`` and along a random direction otherwise: with conflict = 0 the two
+    objectives are unrelated; near 1, being helpful means being harmful where the weak
+    model is blind.
+    """
+    if not 0 < weak_dims <= dim:
+        raise ValueError(f"weak_dims must be in 1..{dim}, got {weak_dims}")
+    if not 0 <= conflict <= 1:
+        raise ValueError(f"conflict must be in [0, 1], got {conflict}")
+    rng = np.random.default_rng(seed)
+    harmless = rng.choice([-1.0, 1.0], size=dim) * (1 + 0.2 * rng.random(dim))
+    harmless /= np.linalg.norm(harmless)
+    hidden = np.zeros(dim)
+    hidden[weak_dims:] = -harmless[weak_dims:]
+    other = rng.standard_normal(dim)
+    other -= other @ harmless * harmless  # orthogonal to harmlessness
+    helpful = conflict * hidden / max(np.linalg.norm(hidden), 1e-12) + (1 - conflict) * other / np.linalg.norm(other)
+    helpful /= np.linalg.norm(helpful)
+    return ToyWorld(dim, weak_dims, weak_noise, label_noise, harmless, helpful)
+
+
+def sample_pairs(world: ToyWorld, n: int, seed: int) -> ToyPairs:
+    """Draw n pairs with their weak views and labels (deterministic for a seed)."""
+    rng = np.random.default_rng(seed)
+    za, zb = rng.standard_normal((n, world.dim)), rng.standard_normal((n, world.dim))
+    k = world.weak_dims
+    wa = za[:, :k] + world.weak_noise * rng.standard_normal((n, k))
+    wb = zb[:, :k] + world.weak_noise * rng.standard_normal((n, k))
+    harmless = ((za - zb) @ world.harmless > 0).astype(np.float32)
+    flip = rng.random(n) < world.label_noise
+    harmless = np.where(flip, 1 - harmless, harmless)
+    helpful = ((za - zb) @ world.helpful > 0).astype(np.float32)
+    t = lambda x: torch.as_tensor(x, dtype=torch.float32)
+    return ToyPairs(t(za), t(zb), t(wa), t(wb), t(harmless), t(helpful))
