@@ -75,3 +75,11 @@ def test_cli_check_and_errors(capsys):
     assert "torch" in out and "MISMATCH" not in out
     with pytest.raises(SystemExit):
         main(["no-such-command"])
+
+
+def test_mean_ci():
+    r = stats.mean_ci([1.0, 2.0, 3.0])
+    # sd = 1, n = 3: half-width = 4.303 / sqrt(3)
+    assert r["mean"] == 2.0 and r["high"] - 2.0 == pytest.approx(4.303 / math.sqrt(3))
+    assert math.isnan(stats.mean_ci([0.5])["low"]) and stats.mean_ci([0.5, float("nan")])["n"] == 1
+    assert stats.t_quantile_975(100) == 1.96

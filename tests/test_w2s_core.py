@@ -82,3 +82,24 @@ def test_results_round_trip(isolated_cache):
     assert len(table) == 1 and table.iloc[0]["acc"] == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="one length"):
         results.save_run(cfg, delta, correct[:2])
+
+
+def test_head_fits_agree_between_solvers():
+    """The convex fit (L-BFGS) and the Adam path (used with the conflict term) agree at alpha = 0+."""
+    world = toy.make_world(dim=8, weak_dims=8, seed=0)
+    pairs = toy.sample_pairs(world, 500, 0)
+    x, y = pairs.diff("strong"), pairs.harmless_label
+    w_lbfgs = heads.fit_pairwise_head(x, y, l2=1e-2)
+    w_adam = heads.fit_pairwise_head(x, y, l2=1e-2, gt_label=y, alpha=1e-9, steps=2000, lr=0.02)
+    assert torch.nn.functional.cosine_similarity(w_lbfgs, w_adam, dim=0) > 0.999
+
+
+def test_explicit_conflict_makes_the_student_prefer_harmful_pairs_it_already_prefers():
+    world = toy.make_world(dim=8, weak_dims=8, seed=0)
+    pairs = toy.sample_pairs(world, 1000, 0)
+    x, y = pairs.diff("strong"), pairs.harmless_label
+    acc = lambda w: ((x @ w > 0).float() == y).float().mean().item()
+    soft = torch.sigmoid(3 * (x @ torch.as_tensor(world.harmless, dtype=torch.float32)))
+    base = heads.fit_pairwise_head(x, soft, l2=1e-2, gt_label=y, alpha=1e-9, steps=300)
+    conflicted = heads.fit_pairwise_head(x, soft, l2=1e-2, gt_label=y, alpha=2.0, steps=300)
+    assert acc(conflicted) < acc(base)

@@ -22,7 +22,7 @@ def compare(
         got_t, want_t = torch.as_tensor(got, dtype=torch.float64), torch.as_tensor(want, dtype=torch.float64)
         if got_t.shape != want_t.shape:
             raise AssertionError(f"{name}, case {n}: shape {tuple(got_t.shape)}, expected {tuple(want_t.shape)}")
-        if not torch.allclose(got_t, want_t, atol=atol, rtol=1e-4):
+        if not torch.allclose(got_t, want_t, atol=atol, rtol=1e-4, equal_nan=True):
             raise AssertionError(f"{name}, case {n}: got {got_t.flatten()[:4].tolist()}, "
                                  f"expected {want_t.flatten()[:4].tolist()}")
     print(f"PASS {name}: {n} cases match the reference")

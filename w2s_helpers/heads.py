@@ -26,22 +26,69 @@ def fit_pairwise_head(
 
     label:    [N] target probability that A is preferred (hard GT or a weak soft label).
     gt_label: [N] ground truth, needed only for the explicit-conflict term (alpha > 0).
-    Deterministic: starts from zero and uses full batches (no sampling).
+
+    Without the conflict term the objective (pairwise loss + l2 |w|^2) is convex and is
+    solved to convergence by L-BFGS (~20 ms for 2000 x 32). With it, the mask depends on
+    the current margins, so the head follows ``steps`` full-batch Adam steps instead, the
+    mask re-evaluated at every step as in the paper's training loop. Both start from zero
+    and use no sampling: same inputs, same head.
     """
     if alpha and gt_label is None:
         raise ValueError("the explicit-conflict term (alpha > 0) needs gt_label")
     w = torch.zeros(diff.shape[1], requires_grad=True)
+
+    def objective() -> torch.Tensor:
+        delta = diff @ w
+        loss = losses.explicit_conflict_loss(delta, label, gt_label, alpha) if alpha else losses.pairwise_loss(delta, label)
+        return loss + l2 * (w**2).sum()
+
+    if not alpha:
+        opt = torch.optim.LBFGS([w], max_iter=200, line_search_fn="strong_wolfe",
+                                tolerance_grad=1e-9, tolerance_change=1e-12)
+
+        def closure():
+            opt.zero_grad()
+            loss = objective()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        return w.detach()
     opt = torch.optim.Adam([w], lr=lr)
     for _ in range(steps):
         opt.zero_grad()
-        delta = diff @ w
-        if alpha:
-            loss = losses.explicit_conflict_loss(delta, label, gt_label, alpha)
-        else:
-            loss = losses.pairwise_loss(delta, label)
-        (loss + l2 * (w**2).sum()).backward()
+        objective().backward()
         opt.step()
     return w.detach()
+
+
+def choose_l2(
+    diff: torch.Tensor, label: torch.Tensor, grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0), folds: int = 5,
+    seed: int = 0, steps: int = 300,
+) -> float:
+    """The L2 penalty with the lowest held-out pairwise loss by k-fold cross-validation.
+
+    diff: [N, H] feature differences; label: [N] targets. Only training pairs are used.
+    """
+    fold = torch.randperm(len(diff), generator=torch.Generator().manual_seed(seed)) % folds
+    scores = {}
+    for l2 in grid:
+        total = 0.0
+        for k in range(folds):
+            fit, val = fold != k, fold == k
+            w = fit_pairwise_head(diff[fit], label[fit], l2=l2, steps=steps)
+            total += losses.pairwise_loss(diff[val] @ w, label[val]).item() / folds
+        scores[l2] = total
+    return min(scores, key=scores.get)
+
+
+def slot_order(phi_chosen: torch.Tensor, phi_rejected: torch.Tensor, seed: int):
+    """Random slot order per pair: returns phi_A, phi_B [N, H] and label [N] (1 = A is chosen)."""
+    g = torch.Generator().manual_seed(seed)
+    swap = torch.rand(len(phi_chosen), generator=g) < 0.5
+    phi_a = torch.where(swap[:, None], phi_rejected, phi_chosen)
+    phi_b = torch.where(swap[:, None], phi_chosen, phi_rejected)
+    return phi_a, phi_b, (~swap).float()
 
 
 def margins(w: torch.Tensor, diff: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,14 @@ def _style() -> None:
     sns.set_theme(style="whitegrid", context="notebook")
 
 
+def _log_ticks(ax, ticks) -> None:
+    """Log-scaled x axis with plain-number ticks exactly at ``ticks``."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xticks(list(ticks))
+
+
 def length_histogram(lengths: pd.DataFrame, column: str = "tokens", hue: str = "side", clip: int = 300):
     """Histogram of response lengths, one colour per side (chosen / rejected).
 
@@ -45,15 +53,84 @@ def ladder_accuracy(results: pd.DataFrame, baselines: dict[str, float] | None = 
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=9)
     for i, (label, y) in enumerate((baselines or {}).items()):
         ax.axhline(y, ls="--", lw=1, color=f"C{i + 1}", label=label)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xticks(r["params_M"].tolist())
+    _log_ticks(ax, r["params_M"].tolist())
     ax.set_xlabel("parameters (millions, log scale)")
     ax.set_ylabel("test accuracy")
     ax.set_title("Linear probe on frozen features: harmlessness")
     if baselines:
         ax.legend(loc="lower right", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def toy_dials(runs: pd.DataFrame):
+    """Toy world: accuracies and PGR against each dial (one panel per dial).
+
+    runs: one row per (dial, value, seed) with columns ``dial``, ``value``, ``weak``,
+    ``student``, ``strong``, ``pgr``. Bands are +-1 sd over seeds.
+    """
+    _style()
+    dials = list(dict.fromkeys(runs["dial"]))
+    fig, axes = plt.subplots(2, len(dials), figsize=(5 * len(dials), 6), sharey="row", squeeze=False)
+    for j, dial in enumerate(dials):
+        d = runs[runs["dial"] == dial]
+        long = d.melt(id_vars=["value", "seed"], value_vars=["weak", "student", "strong"],
+                      var_name="model", value_name="accuracy")
+        sns.lineplot(data=long, x="value", y="accuracy", hue="model", marker="o", errorbar="sd", ax=axes[0, j])
+        sns.lineplot(data=d, x="value", y="pgr", marker="o", errorbar="sd", ax=axes[1, j], color="C3")
+        axes[1, j].axhline(0, color="grey", lw=1)
+        axes[0, j].set_title(dial)
+        axes[0, j].set_xlabel("")
+        axes[1, j].set_xlabel(dial.split("(")[-1].rstrip(")"))
+        axes[1, j].set_ylabel("PGR")
+        if "dims" in dial:
+            axes[0, j].invert_xaxis()
+            axes[1, j].invert_xaxis()
+    fig.suptitle("Toy world: the gap grows left to right")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_strong(runs: pd.DataFrame, params_m: dict[str, float]):
+    """The paper's figure: student accuracy against strong-model size, one line per weak model.
+
+    runs: one row per (weak, strong, seed) with columns ``weak``, ``strong`` (rung names),
+    ``student_acc``, ``weak_acc`` and ``strong_acc`` (accuracies). Each weak model's own accuracy
+    is drawn dashed in its colour; the strong ceilings in black.
+    """
+    _style()
+    d = runs.assign(size=runs["strong"].map(params_m))
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ceil = d.groupby("strong").agg(size=("size", "first"), acc=("strong_acc", "mean")).sort_values("size")
+    ax.plot(ceil["size"], ceil["acc"], "k-s", label="strong ceiling")
+    for i, (weak, g) in enumerate(d.groupby("weak", sort=False)):
+        m = g.groupby("size")["student_acc"].agg(["mean", "std"]).reset_index()
+        ax.errorbar(m["size"], m["mean"], yerr=m["std"].fillna(0), fmt="o-", color=f"C{i}", capsize=3,
+                    label=f"student of {weak}")
+        ax.axhline(g["weak_acc"].mean(), color=f"C{i}", ls="--", lw=1)
+    _log_ticks(ax, sorted(set(d["size"])))
+    ax.set_xlabel("strong model parameters (millions, log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Students by strong-model size (dashed: each weak model)")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def pgr_vs_dial(runs: pd.DataFrame):
+    """PGR against the weak-training-size dial, one line per (weak, strong) pair (+-1 sd)."""
+    _style()
+    d = runs.assign(pair=runs["weak"] + " -> " + runs["strong"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    sns.lineplot(data=d, x="weak_n", y="gap", hue="pair", marker="o", errorbar="sd", ax=axes[0])
+    sns.lineplot(data=d, x="weak_n", y="pgr", hue="pair", marker="o", errorbar="sd", ax=axes[1], legend=False)
+    for ax, label in zip(axes, ("gap: strong - weak accuracy", "PGR")):
+        _log_ticks(ax, sorted(set(d["weak_n"])))
+        ax.axhline(0, color="grey", lw=1)
+        ax.set_xlabel("GT pairs the weak ceiling trained on")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("The weak-training-size dial")
     fig.tight_layout()
     return fig
 

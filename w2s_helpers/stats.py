@@ -34,3 +34,32 @@ def bootstrap_mean_ci(
     means = values[idx].mean(axis=1)
     a = (1 - level) / 2
     return float(values.mean()), float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+# Two-sided 95% quantiles of Student's t for df = 1..30 (beyond that, 1.96 is within 2%).
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042]
+
+
+def t_quantile_975(df: int) -> float:
+    """The 97.5% quantile of Student's t with ``df`` degrees of freedom (table, no scipy)."""
+    if df < 1:
+        raise ValueError("df must be >= 1")
+    return _T975[df - 1] if df <= len(_T975) else 1.96
+
+
+def mean_ci(values) -> dict[str, float]:
+    """Mean and 95% t-interval over seeds (NaNs dropped): ``{"mean", "low", "high", "n"}``.
+
+    With one value the interval is NaN: one seed says nothing about seed-to-seed spread.
+    """
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    n = len(x)
+    if n == 0:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
+    if n == 1:
+        return {"mean": float(x[0]), "low": float("nan"), "high": float("nan"), "n": 1}
+    half = t_quantile_975(n - 1) * x.std(ddof=1) / math.sqrt(n)
+    return {"mean": float(x.mean()), "low": float(x.mean() - half), "high": float(x.mean() + half), "n": n}
