@@ -103,3 +103,32 @@ def test_explicit_conflict_makes_the_student_prefer_harmful_pairs_it_already_pre
     base = heads.fit_pairwise_head(x, soft, l2=1e-2, gt_label=y, alpha=1e-9, steps=300)
     conflicted = heads.fit_pairwise_head(x, soft, l2=1e-2, gt_label=y, alpha=2.0, steps=300)
     assert acc(conflicted) < acc(base)
+
+
+def test_regions_golden():
+    from w2s_helpers import metrics
+
+    weak = np.array([1, 1, 0, 0, 0], bool)
+    strong = np.array([1, 0, 1, 0, 1], bool)
+    cells = metrics.regions(weak, strong)
+    assert {k: v.nonzero()[0].tolist() for k, v in cells.items()} == {
+        "Wk∩Sk": [0], "Wk∩Suk": [1], "Wuk∩Sk": [2, 4], "Wuk∩Suk": [3]}
+    table = metrics.region_accuracy(weak, strong, student=np.array([1, 1, 0, 1, 1], bool))
+    assert table.loc["Wuk∩Sk", "student"] == 0.5 and table.loc["Wuk∩Sk", "pairs"] == 2
+    with pytest.raises(ValueError, match="one length"):
+        metrics.regions(weak, strong[:3])
+
+
+def test_flip_rates_golden():
+    from w2s_helpers import metrics
+
+    weak = np.array([1, 1, 0, 0, 0, 0], bool)
+    strong = np.array([1, 1, 1, 1, 1, 0], bool)
+    before = np.array([1, 1, 1, 1, 0, 1], bool)
+    after = np.array([1, 0, 0, 1, 1, 1], bool)  # pair 4 is a reverse flip: not counted
+    t = metrics.flip_rates(weak, strong, before, after)
+    assert t.loc["Wk∩Sk", "flip rate"] == 0.5 and t.loc["Wuk∩Sk", "flip rate"] == 0.5
+    assert t.loc["Wuk∩Sk", "right before"] == 2 and t.loc["Wuk∩Suk", "flip rate"] == 0.0
+    assert np.isnan(t.loc["Wk∩Suk", "flip rate"])
+    same = metrics.flip_rates(weak, strong, before, before)
+    assert (same["flipped"] == 0).all()

@@ -21,6 +21,7 @@ def fit_pairwise_head(
     alpha: float = 0.0,
     steps: int = 300,
     lr: float = 0.05,
+    solver: str = "auto",
 ) -> torch.Tensor:
     """Fit w [H] on feature differences ``diff`` [N, H] = phi(A) - phi(B).
 
@@ -30,9 +31,12 @@ def fit_pairwise_head(
     Without the conflict term the objective (pairwise loss + l2 |w|^2) is convex and is
     solved to convergence by L-BFGS (~20 ms for 2000 x 32). With it, the mask depends on
     the current margins, so the head follows ``steps`` full-batch Adam steps instead, the
-    mask re-evaluated at every step as in the paper's training loop. Both start from zero
-    and use no sampling: same inputs, same head.
+    mask re-evaluated at every step as in the paper's training loop. ``solver="adam"``
+    forces the Adam path for any alpha, so an alpha sweep compares like with like. Both
+    start from zero and use no sampling: same inputs, same head.
     """
+    if solver not in ("auto", "adam"):
+        raise ValueError(f"solver must be 'auto' or 'adam', got {solver!r}")
     if alpha and gt_label is None:
         raise ValueError("the explicit-conflict term (alpha > 0) needs gt_label")
     w = torch.zeros(diff.shape[1], requires_grad=True)
@@ -42,7 +46,7 @@ def fit_pairwise_head(
         loss = losses.explicit_conflict_loss(delta, label, gt_label, alpha) if alpha else losses.pairwise_loss(delta, label)
         return loss + l2 * (w**2).sum()
 
-    if not alpha:
+    if not alpha and solver == "auto":
         opt = torch.optim.LBFGS([w], max_iter=200, line_search_fn="strong_wolfe",
                                 tolerance_grad=1e-9, tolerance_change=1e-12)
 

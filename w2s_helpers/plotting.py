@@ -135,6 +135,44 @@ def pgr_vs_dial(runs: pd.DataFrame):
     return fig
 
 
+def region_bars(table: pd.DataFrame, title: str = "Student accuracy per knowledge cell", ylabel: str = "accuracy"):
+    """Grouped bars: one group per knowledge cell (rows), one bar per student or setting (columns)."""
+    _style()
+    table = table.rename_axis("cell").rename_axis(columns=None)
+    long = table.reset_index().melt(id_vars="cell", var_name="student", value_name=ylabel)
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    sns.barplot(data=long, x="cell", y=ylabel, hue="student", ax=ax)
+    ax.set_xlabel("knowledge cell (W: weak ceiling, S: strong ceiling; k = right, uk = wrong)")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def conflict_settings(runs: pd.DataFrame):
+    """Student accuracy against alpha (explicit) and helpful share (implicit), one line per pair.
+
+    runs: columns ``weak``, ``strong``, ``setting``, ``alpha``, ``helpful_share``,
+    ``student_acc``, ``seed``. Bands are +-1 sd over seeds.
+    """
+    _style()
+    d = runs.assign(pair=runs["weak"] + " -> " + runs["strong"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    sns.lineplot(data=d[d.setting == "explicit"], x="alpha", y="student_acc", hue="pair", marker="o",
+                 errorbar="sd", ax=axes[0])
+    base = d[(d.setting == "explicit") & (d.alpha == 0)].assign(helpful_share=0.0)
+    sns.lineplot(data=pd.concat([base, d[d.setting == "implicit"]]), x="helpful_share", y="student_acc",
+                 hue="pair", marker="o", errorbar="sd", ax=axes[1], legend=False)
+    axes[0].set_xlabel("alpha (explicit conflict)")
+    axes[1].set_xlabel("share of helpful pairs in the student's data (implicit conflict)")
+    axes[0].set_ylabel("student test accuracy")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("What each conflict setting costs")
+    fig.tight_layout()
+    return fig
+
+
 def save(fig, path: str | Path, dpi: int = 120) -> Path:
     """Save a figure (opt-in; notebooks display figures without writing files)."""
     path = Path(path)

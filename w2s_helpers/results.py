@@ -33,6 +33,8 @@ class RunConfig:
     alpha:     weight of the explicit-conflict term (0 otherwise).
     helpful_share: fraction of the student's data that are helpful pairs (implicit conflict).
     weak_n:    ground-truth pairs the weak ceiling was trained on (the capability-gap dial).
+    optimizer: how the head was fitted ("lbfgs": converged convex fit; "adam": fixed-step
+               Adam, used wherever a conflict sweep must compare like with like).
     seed:      run seed.
     profile:   profile name.
     data_hash: hash of the test pairs the vectors refer to (and of the training data).
@@ -46,6 +48,7 @@ class RunConfig:
     alpha: float = 0.0
     helpful_share: float = 0.0
     weak_n: int = 0
+    optimizer: str = "lbfgs"
     seed: int = 0
     profile: str = ""
     data_hash: str = ""
