@@ -36,8 +36,9 @@ test: setup            ## the test suite (CI runs exactly this)
 	$(BIN)/python -m w2s_helpers fetch --profile ci
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: setup           ## feature-extraction benchmark (ratios against a naive loop)
+bench: setup           ## benchmarks (ratios against baselines measured in the same run)
 	$(BIN)/python bench/bench_features.py
+	$(BIN)/python bench/bench_regimes.py
 
 lab: models            ## open the course in JupyterLab
 	$(BIN)/jupyter lab notebooks/

@@ -111,6 +111,7 @@ class FinetuneConfig:
     alpha: float = 0.0          # explicit-conflict weight (0 = none)
     use_cpu: bool = False       # force the CPU even when a GPU is visible
     bf16: bool = False          # bf16 mixed precision (GPUs)
+    log_every: int = 10         # trainer log lines every this many steps
 
 
 def make_trainer(loaded, dataset, config: FinetuneConfig, output_dir: str | None = None):
@@ -130,7 +131,7 @@ def make_trainer(loaded, dataset, config: FinetuneConfig, output_dir: str | None
         use_cpu=config.use_cpu,
         report_to="none",
         save_strategy="no",
-        logging_steps=1,
+        logging_steps=config.log_every,
         disable_dropout=True,
         disable_tqdm=True,
         dataloader_num_workers=0,
