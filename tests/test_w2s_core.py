@@ -132,3 +132,27 @@ def test_flip_rates_golden():
     assert np.isnan(t.loc["Wk∩Suk", "flip rate"])
     same = metrics.flip_rates(weak, strong, before, before)
     assert (same["flipped"] == 0).all()
+
+
+def test_exercise_checks_reject_wrong_answers():
+    """The checks the chapter 1-2 exercises call must fail on plausible mistakes."""
+    from w2s_helpers import checks, metrics
+
+    pgr_cases = [(0.6, 0.7, 0.8), (0.6, 0.55, 0.8), (0.7, 0.8, 0.7)]
+    with pytest.raises(AssertionError):  # forgets the no-gap case
+        checks.compare(lambda w, s, st: (s - w) / (st - w + 1e-12), heads.pgr, pgr_cases, "pgr")
+    with pytest.raises(AssertionError):  # wrong denominator
+        checks.compare(lambda w, s, st: (s - w) / st, heads.pgr, pgr_cases, "pgr")
+
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.randn(12, generator=g) * 2, torch.rand(12, generator=g), (torch.rand(12, generator=g) > 0.5).float(), 0.5)]
+    unmasked = lambda d, y, gt, a: (losses.pairwise_bce_per_pair(d, y) + a * losses.pairwise_bce_per_pair(d, 1 - gt)).mean()
+    wrong_target = lambda d, y, gt, a: losses.explicit_conflict_loss(d, y, 1 - gt, a)
+    for wrong in (unmasked, wrong_target):
+        with pytest.raises(AssertionError):
+            checks.compare(wrong, losses.explicit_conflict_loss, cases, "explicit_conflict_loss")
+
+    w, s = np.array([1, 0, 1, 0], bool), np.array([1, 1, 0, 0], bool)
+    swapped = lambda w_, s_: metrics.regions(s_, w_)["Wuk∩Sk"]  # weak and strong mixed up
+    with pytest.raises(AssertionError):
+        checks.compare(swapped, lambda w_, s_: metrics.regions(w_, s_)["Wuk∩Sk"], [(w, s)], "region_masks")
