@@ -18,6 +18,7 @@ import tempfile
 import time
 
 import torch
+from transformers import TrainerCallback
 
 
 def main() -> None:
@@ -61,17 +62,14 @@ def main() -> None:
     trainer = finetune.make_trainer(rm, ds, cfg)
     times = []
 
-    class Timer:
+    class StepTimer(TrainerCallback):
         def on_step_begin(self, *a, **k):
             times.append(-time.perf_counter())
 
         def on_step_end(self, *a, **k):
             times[-1] += time.perf_counter()
 
-    from transformers import TrainerCallback
-
-    trainer.add_callback(type("StepTimer", (TrainerCallback,), {"on_step_begin": Timer.on_step_begin,
-                                                                 "on_step_end": Timer.on_step_end})())
+    trainer.add_callback(StepTimer())
     trainer.train()
     t_step = sum(times[1:]) / max(1, len(times) - 1)  # the first step warms up
     t_epoch = t_step * args.n / args.batch

@@ -156,3 +156,17 @@ def test_exercise_checks_reject_wrong_answers():
     swapped = lambda w_, s_: metrics.regions(s_, w_)["Wuk∩Sk"]  # weak and strong mixed up
     with pytest.raises(AssertionError):
         checks.compare(swapped, lambda w_, s_: metrics.regions(w_, s_)["Wuk∩Sk"], [(w, s)], "region_masks")
+
+
+def test_weak_soft_labels_reference_and_check():
+    from w2s_helpers import checks
+
+    g = torch.Generator().manual_seed(0)
+    case = (torch.randn(3, generator=g), torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g),
+            torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g), 0)
+    diff, soft = heads.weak_soft_labels(*case)
+    assert diff.shape == (6, 5) and ((soft > 0) & (soft < 1)).all()
+    # a student that forgets to put the strong features in the same slot order
+    unshuffled = lambda w, wc, wr, sc, sr, s: sc - sr
+    with pytest.raises(AssertionError):
+        checks.compare(unshuffled, lambda *a: heads.weak_soft_labels(*a)[0], [case], "weak_soft_labels")

@@ -95,9 +95,19 @@ def slot_order(phi_chosen: torch.Tensor, phi_rejected: torch.Tensor, seed: int):
     return phi_a, phi_b, (~swap).float()
 
 
-def margins(w: torch.Tensor, diff: torch.Tensor) -> torch.Tensor:
-    """delta [N] = w . (phi(A) - phi(B))."""
-    return diff @ w
+def weak_soft_labels(
+    w_weak: torch.Tensor, weak_chosen: torch.Tensor, weak_rejected: torch.Tensor,
+    strong_chosen: torch.Tensor, strong_rejected: torch.Tensor, seed: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The student's inputs and targets (reference for exercise 1.2).
+
+    w_weak: [H_w] weak head; weak_*: [N, H_w] weak features; strong_*: [N, H_s] strong
+    features. Returns (strong_diff [N, H_s], soft_label [N] = sigma(delta_weak)) in one
+    shared random slot order.
+    """
+    wa, wb, _ = slot_order(weak_chosen, weak_rejected, seed)
+    sa, sb, _ = slot_order(strong_chosen, strong_rejected, seed)
+    return sa - sb, torch.sigmoid((wa - wb) @ w_weak)
 
 
 def pgr(acc_weak: float, acc_student: float, acc_strong: float) -> float:

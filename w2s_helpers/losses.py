@@ -14,7 +14,7 @@ def pairwise_loss(delta: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
            (a weak model's sigma(delta_weak)), as in the paper's reward-model scenario.
     Written with log-sigmoid so large margins never overflow.
     """
-    return -(label * F.logsigmoid(delta) + (1 - label) * F.logsigmoid(-delta)).mean()
+    return pairwise_bce_per_pair(delta, label).mean()
 
 
 def pairwise_bce_per_pair(delta: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
