@@ -78,12 +78,13 @@ def _tiny_tokenizer():
 
 @pytest.fixture(scope="session")
 def tiny_hub_folders(tmp_path_factory):
-    """Small random-initialised GPT-2 and OPT models saved like hub repositories.
+    """Small random-initialised GPT-2, OPT, Llama and Qwen2 models saved like hub repositories.
 
     Plumbing stand-ins for the paper's hub rungs (random weights: never used for results).
     """
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel, OPTConfig, OPTForCausalLM
+    from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, OPTConfig,
+                              OPTForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
     torch.manual_seed(0)
     tok = _tiny_tokenizer()
@@ -93,6 +94,14 @@ def tiny_hub_folders(tmp_path_factory):
         "gpt2": GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=len(tok), n_positions=128)),
         "opt": OPTForCausalLM(OPTConfig(num_hidden_layers=2, hidden_size=32, ffn_dim=64, num_attention_heads=2,
                                         word_embed_proj_dim=32, vocab_size=len(tok), max_position_embeddings=128)),
+        # decoders of SmolLM2's and Qwen2.5's classes, for the top_blocks regime
+        "llama": LlamaForCausalLM(LlamaConfig(num_hidden_layers=3, hidden_size=32, intermediate_size=64,
+                                              num_attention_heads=4, num_key_value_heads=2, vocab_size=len(tok),
+                                              max_position_embeddings=128, pad_token_id=0)),
+        # (Qwen2's tokenizer class adds its own <|endoftext|> pad token: room for it)
+        "qwen2": Qwen2ForCausalLM(Qwen2Config(num_hidden_layers=3, hidden_size=32, intermediate_size=64,
+                                              num_attention_heads=4, num_key_value_heads=2, vocab_size=len(tok) + 8,
+                                              max_position_embeddings=128, pad_token_id=0)),
     }.items():
         model.save_pretrained(root / name)
         tok.save_pretrained(root / name)

@@ -170,3 +170,23 @@ def test_weak_soft_labels_reference_and_check():
     unshuffled = lambda w, wc, wr, sc, sr, s: sc - sr
     with pytest.raises(AssertionError):
         checks.compare(unshuffled, lambda *a: heads.weak_soft_labels(*a)[0], [case], "weak_soft_labels")
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.7])
+def test_closed_form_adam_matches_torch_adam_on_the_course_loss(alpha):
+    """heads' hand-written Adam = torch.optim.Adam on the autograd loss (same steps, same head)."""
+    g = torch.Generator().manual_seed(0)
+    diff = torch.randn(120, 7, generator=g)
+    label = torch.rand(120, generator=g)
+    gt = (torch.rand(120, generator=g) > 0.4).float()
+    w = torch.zeros(7, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=0.05)
+    for _ in range(200):
+        opt.zero_grad()
+        d = diff @ w
+        loss = losses.explicit_conflict_loss(d, label, gt, alpha) if alpha else losses.pairwise_loss(d, label)
+        (loss + 0.1 * (w**2).sum()).backward()
+        opt.step()
+    ours = heads.fit_pairwise_head(diff, label, l2=0.1, gt_label=gt if alpha else None, alpha=alpha,
+                                   steps=200, lr=0.05, solver="adam")
+    torch.testing.assert_close(ours, w.detach(), atol=1e-5, rtol=1e-4)

@@ -116,7 +116,10 @@ class FinetuneConfig:
 
 def make_trainer(loaded, dataset, config: FinetuneConfig, output_dir: str | None = None):
     """A configured :class:`W2SRewardTrainer` for a ``head="reward"`` model."""
+    import datasets
     from trl import RewardConfig
+
+    datasets.disable_progress_bars()  # trl's length filter would print a bar per run
 
     args = RewardConfig(
         output_dir=output_dir or tempfile.mkdtemp(prefix="w2s-rm-"),

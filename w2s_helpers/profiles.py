@@ -33,9 +33,13 @@ class Profile:
     num_threads: int | None    # torch CPU threads (None = torch's default, all cores). On the 2-core
                                # dev machine 2 threads ran features 1.5-1.8x faster than 1 (bench/);
                                # set 1 if another busy process shares the cores.
-    lr: float                  # fine-tuning learning rate (paper: 1e-5 reward models)
-    batch_size: int            # training batch (paper: 32)
+    lr: float                  # finetune regime: learning rate (paper: 1e-5 reward models)
+    batch_size: int            # finetune/top_blocks training batch (paper: 32)
     epochs: int                # training epochs (paper: 1 for reward models)
+    top_k: int = 2             # top_blocks regime: transformer blocks trained on cached activations
+    top_lr: float = 1e-4       # top_blocks regime: learning rate of the blocks (the head's is 10x)
+    regime_study: tuple[tuple[str, str], ...] = ()  # chapter 1, section 3: (rung, adapted regime)
+                                                    # ceilings compared with the probe's
     description: str = ""
 
     def replace(self, **changes) -> "Profile":
@@ -49,7 +53,8 @@ PROFILES: dict[str, Profile] = {
         ladder=("minilm-l6", "smollm2-135m"),
         regime="probe", seeds=(0, 1),
         features=FeatureSpec(pooling="last", max_length=128, dtype="bfloat16", batch_size=16),
-        device="cpu", num_threads=None, lr=1e-3, batch_size=32, epochs=1,
+        device="cpu", num_threads=None, lr=5e-5, batch_size=16, epochs=1,
+        regime_study=(("minilm-l6", "finetune"), ("smollm2-135m", "top_blocks")),
         description="smoke test: every code path, small n, two offline rungs, minutes on 2 CPU cores",
     ),
     "laptop": Profile(
@@ -57,7 +62,8 @@ PROFILES: dict[str, Profile] = {
         ladder=("minilm-l6", "smollm2-135m", "qwen2.5-0.5b"),
         regime="probe", seeds=(0, 1, 2),
         features=FeatureSpec(pooling="last", max_length=256, dtype="bfloat16", batch_size=16),
-        device="cpu", num_threads=None, lr=1e-3, batch_size=32, epochs=1,
+        device="cpu", num_threads=None, lr=5e-5, batch_size=16, epochs=1,
+        regime_study=(("minilm-l6", "finetune"), ("smollm2-135m", "top_blocks")),
         description="what a learner runs on a 2-core CPU: three offline rungs, 1000 pairs per split",
     ),
     "paper": Profile(

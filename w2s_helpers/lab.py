@@ -1,0 +1,259 @@
+"""One interface over the three training regimes, so chapters write each experiment once.
+
+    lab = lab.build(P, regime="probe")          # or "top_blocks", "finetune"
+    weak = lab.ceiling("minilm-l6", seed=0, n=100)          # ground truth, 100 D_gt pairs
+    soft = torch.sigmoid(lab.margins(weak, "w2s")[idx])     # the weak model's soft labels
+    student = lab.fit("smollm2-135m", [("w2s", idx, soft)], seed=0)
+    delta = lab.margins(student)                             # [N_test] r(chosen) - r(rejected)
+
+Every lab draws the same fixed pools (seed 0) from the profile, so every run of every
+regime is scored on the same test pairs. Labels are always given chosen-first: a label is
+the probability that the *chosen* (harmless, or helpful) side is preferred; each regime
+deals with slot order itself.
+
+- :class:`ProbeLab`: a linear head on cached frozen features (standardised per rung, L2
+  chosen by 5-fold CV on D_gt). A fit takes about a second.
+- :class:`AdaptLab` ``top_blocks``: the top k blocks + head on cached activations
+  (:mod:`w2s_helpers.top_blocks`).
+- :class:`AdaptLab` ``finetune``: the whole reward model through trl's RewardTrainer
+  (:mod:`w2s_helpers.finetune`); the paper's regime, for GPUs.
+
+Adapted fits score the requested splits right after training and then free the model, so
+a grid of runs does not hold a grid of models in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence, Union
+
+import torch
+
+from . import data, features, heads, models
+from .data import PreferencePair
+from .profiles import Profile
+
+Pair = tuple[torch.Tensor, torch.Tensor]  # (chosen [N, H], rejected [N, H])
+Part = tuple[str, torch.Tensor, Union[torch.Tensor, float]]  # (split, indices into its pool, P(chosen preferred))
+
+
+@dataclass
+class Fitted:
+    """A trained reward model of some regime.
+
+    w:       [H] linear head (probe regime)
+    scores:  split -> margins [N] computed at fit time (adapted regimes)
+    """
+
+    rung: str
+    regime: str
+    w: torch.Tensor | None = None
+    scores: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def draw_pools(profile: Profile, helpful: bool = False) -> dict[str, list[PreferencePair]]:
+    """The profile's fixed pools (seed 0): gt, w2s, test and optionally helpful."""
+    pools = {
+        "gt": data.load_split("harmless_gt", n=profile.n_train, seed=0),
+        "w2s": data.load_split("harmless_w2s", n=profile.n_train, seed=0),
+        "test": data.load_split("harmless_test", n=profile.n_test, seed=0),
+    }
+    if helpful:
+        available = len(data.load_split("helpful"))
+        n = available if profile.n_helpful is None else min(profile.n_helpful, available)
+        pools["helpful"] = data.load_split("helpful", n=n, seed=0)
+    return pools
+
+
+def _labels(parts: Sequence[Part]) -> torch.Tensor:
+    """Concatenated chosen-first labels [sum n_i] of the parts (a float means 'all equal')."""
+    out = []
+    for split, idx, label in parts:
+        lab = torch.as_tensor(label, dtype=torch.float32)
+        lab = lab.expand(len(idx)) if lab.ndim == 0 else lab
+        if len(lab) != len(idx):
+            raise ValueError(f"part {split!r}: {len(idx)} indices but {len(lab)} labels")
+        out.append(lab)
+    return torch.cat(out)
+
+
+@dataclass
+class Lab:
+    """Pools shared by every regime, and the two operations built on ``fit``."""
+
+    profile: Profile
+    pools: dict[str, list[PreferencePair]]
+    regime: str = "probe"
+    data_hash: str = ""
+
+    def __post_init__(self):
+        if not self.data_hash:
+            self.data_hash = data.pairs_hash(self.pools["gt"] + self.pools["w2s"] + self.pools["test"])
+
+    def train_idx(self, split: str, seed: int, frac: float = 0.8) -> torch.Tensor:
+        """Indices of a seeded random ``frac`` of a pool (each seed trains on other data)."""
+        n = len(self.pools[split])
+        return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: int(frac * n)]
+
+    def ceiling(self, rung: str, seed: int, n: int | None = None, **kw) -> Fitted:
+        """A reward model on ground truth of the seed's D_gt subset (its first ``n`` pairs if given)."""
+        return self.fit(rung, [("gt", self.train_idx("gt", seed)[:n], 1.0)], seed, **kw)
+
+    def fit(self, rung: str, parts: Sequence[Part], seed: int, alpha: float = 0.0, **kw) -> Fitted:
+        raise NotImplementedError
+
+    def margins(self, fitted: Fitted, split: str = "test") -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass
+class ProbeLab(Lab):
+    """Features of the fixed pools for every rung, and linear heads on them.
+
+    phi: rung -> split -> standardised (chosen, rejected) features.
+    l2:  rung -> L2 penalty chosen by 5-fold cross-validation on D_gt.
+    """
+
+    phi: dict[str, dict[str, Pair]] = field(default_factory=dict)
+    l2: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, profile: Profile, helpful: bool = False, rungs: Sequence[str] | None = None,
+              verbose: bool = True) -> "ProbeLab":
+        """Draw the pools, extract (or read cached) features, standardise, choose L2."""
+        lab = cls(profile, draw_pools(profile, helpful), regime="probe")
+        for name in rungs or profile.ladder:
+            t0 = time.perf_counter()
+            lm = models.load(name, device=profile.device, dtype=profile.features.dtype, install_missing=True)
+            raw = {split: features.pair_features(lm, pairs, profile.features) for split, pairs in lab.pools.items()}
+            del lm
+            c, r = raw["gt"]
+            both = torch.cat([c, r])
+            mu, sd = both.mean(0), both.std(0).clamp(min=1e-6)
+            lab.phi[name] = {split: ((c - mu) / sd, (r - mu) / sd) for split, (c, r) in raw.items()}
+            a, b, y = heads.slot_order(*lab.phi[name]["gt"], seed=0)
+            lab.l2[name] = heads.choose_l2(a - b, y)
+            if verbose:
+                n_pairs = sum(len(p) for p in lab.pools.values())
+                print(f"{name}: features of {n_pairs} pairs ready in {time.perf_counter() - t0:.1f} s, "
+                      f"L2 = {lab.l2[name]:g}", flush=True)
+        return lab
+
+    def fit(self, rung: str, parts: Sequence[Part], seed: int, alpha: float = 0.0, solver: str = "auto",
+            **_: object) -> Fitted:
+        """A linear head on the parts' pairs, in a random slot order drawn from ``seed``.
+
+        Chosen-first labels p become p for pairs kept in order and 1 - p for swapped ones;
+        the explicit-conflict ground truth is 1 for kept and 0 for swapped pairs.
+        """
+        c = torch.cat([self.phi[rung][split][0][idx] for split, idx, _ in parts])
+        r = torch.cat([self.phi[rung][split][1][idx] for split, idx, _ in parts])
+        a, b, keep = heads.slot_order(c, r, seed)
+        p = _labels(parts)
+        label = keep * p + (1 - keep) * (1 - p)
+        w = heads.fit_pairwise_head(a - b, label, l2=self.l2[rung], gt_label=keep if alpha else None,
+                                    alpha=alpha, solver=solver)
+        return Fitted(rung, "probe", w=w)
+
+    def margins(self, fitted: Fitted, split: str = "test") -> torch.Tensor:
+        """delta [N] = r(chosen) - r(rejected) for every pair of a pool."""
+        c, r = self.phi[fitted.rung][split]
+        return (c - r) @ fitted.w
+
+
+@dataclass
+class AdaptLab(Lab):
+    """Regimes that train transformer weights: ``top_blocks`` and ``finetune``.
+
+    ``fit(..., score=("test", "w2s"))`` trains, scores those splits and frees the model.
+    top_blocks caches each rung's activations of every pool once (on disk too).
+    """
+
+    acts: dict[str, dict[str, tuple]] = field(default_factory=dict)
+    backbones: dict[str, object] = field(default_factory=dict)
+    verbose: bool = True
+
+    @classmethod
+    def build(cls, profile: Profile, regime: str, helpful: bool = False, verbose: bool = True) -> "AdaptLab":
+        if regime not in ("top_blocks", "finetune"):
+            raise ValueError(f"AdaptLab trains 'top_blocks' or 'finetune', not {regime!r}")
+        return cls(profile, draw_pools(profile, helpful), regime=regime, verbose=verbose)
+
+    def _activations(self, rung: str) -> dict[str, tuple]:
+        from . import top_blocks
+
+        if rung not in self.acts:
+            t0 = time.perf_counter()
+            lm = models.load(rung, device=self.profile.device, dtype=self.profile.features.dtype, install_missing=True)
+            top_blocks.decoder_parts(lm.model)  # clear error before any work
+            k, n = self.profile.top_k, self.profile.features.max_length
+            self.acts[rung] = {
+                split: tuple(top_blocks.activations(lm, [p.transcript(side) for p in pairs], k, n)
+                             for side in ("chosen", "rejected"))
+                for split, pairs in self.pools.items()}
+            self.backbones[rung] = lm.model.cpu()
+            if self.verbose:
+                print(f"{rung}: activations below the top {k} blocks ready in {time.perf_counter() - t0:.1f} s",
+                      flush=True)
+        return self.acts[rung]
+
+    def _device(self) -> str:
+        return models.resolve_device(self.profile.device)
+
+    def fit(self, rung: str, parts: Sequence[Part], seed: int, alpha: float = 0.0,
+            score: Sequence[str] = ("test", "w2s"), **_: object) -> Fitted:
+        labels = _labels(parts)
+        fitted = Fitted(rung, self.regime)
+        if self.regime == "top_blocks":
+            from . import top_blocks
+            from .top_blocks import Activations
+
+            acts = self._activations(rung)
+
+            def gather(side: int) -> Activations:
+                chunks = []
+                for split, idx, _ in parts:
+                    a = acts[split][side]
+                    off = a.offsets
+                    chunks += [(a.tokens[off[i]: off[i + 1]], a.lengths[i]) for i in idx.tolist()]
+                return Activations(torch.cat([t for t, _ in chunks]), torch.stack([n for _, n in chunks]))
+
+            cfg = top_blocks.TopBlocksConfig(k=self.profile.top_k, lr=self.profile.top_lr, seed=seed, alpha=alpha,
+                                             batch_size=min(16, self.profile.batch_size), epochs=self.profile.epochs)
+            model = top_blocks.train(self.backbones[rung], gather(0), gather(1), labels, cfg,
+                                     device=self._device(), progress=self.verbose)
+            for split in score:
+                fitted.scores[split] = top_blocks.margins(model, *acts[split])
+            del model
+            return fitted
+        from . import finetune
+
+        device = self._device()
+        pairs = [self.pools[split][i] for split, idx, _ in parts for i in idx.tolist()]
+        rm = models.load(rung, head="reward", device=device, dtype="float32", seed=seed, install_missing=True)
+        n = self.profile.features.max_length
+        ds = finetune.preference_dataset(rm.tokenizer, pairs, labels.tolist(), max_length=n)
+        cfg = finetune.FinetuneConfig(lr=self.profile.lr, batch_size=self.profile.batch_size,
+                                      epochs=self.profile.epochs, max_length=n, seed=seed, alpha=alpha,
+                                      use_cpu=device == "cpu", bf16=device == "cuda",
+                                      log_every=max(1, len(pairs) // self.profile.batch_size))
+        finetune.make_trainer(rm, ds, cfg).train()
+        for split in score:
+            fitted.scores[split] = finetune.reward_margins(rm, self.pools[split], n)
+        del rm
+        return fitted
+
+    def margins(self, fitted: Fitted, split: str = "test") -> torch.Tensor:
+        if split not in fitted.scores:
+            raise KeyError(f"this {fitted.regime} fit of {fitted.rung} scored {sorted(fitted.scores)}, not {split!r}; "
+                           f"pass score=(..., {split!r}) to fit")
+        return fitted.scores[split]
+
+
+def build(profile: Profile, regime: str | None = None, helpful: bool = False, **kw) -> Lab:
+    """The lab of ``regime`` (default: the profile's own)."""
+    regime = regime or profile.regime
+    if regime == "probe":
+        return ProbeLab.build(profile, helpful=helpful, **kw)
+    return AdaptLab.build(profile, regime, helpful=helpful, **kw)
