@@ -39,6 +39,7 @@ test: setup            ## the test suite (CI runs exactly this)
 bench: setup           ## benchmarks (ratios against baselines measured in the same run)
 	$(BIN)/python bench/bench_features.py
 	$(BIN)/python bench/bench_regimes.py
+	$(BIN)/python bench/bench_metrics.py
 
 lab: models            ## open the course in JupyterLab
 	$(BIN)/jupyter lab notebooks/

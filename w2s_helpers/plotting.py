@@ -7,6 +7,7 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 import matplotlib.ticker
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -179,3 +180,65 @@ def save(fig, path: str | Path, dpi: int = 120) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
+
+
+def interval_points(table: pd.DataFrame, x: str, hue: str, title: str, ylabel: str,
+                    floor: pd.DataFrame | None = None):
+    """Points with error bars: columns ``x``, ``hue``, ``est``, ``low``, ``high``.
+
+    ``floor`` (columns ``x``, ``est``, ``low``, ``high``) draws a grey band per x: the same
+    score between two students that differ only in seed, below which nothing is evidence.
+    """
+    _style()
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    xs = list(dict.fromkeys(table[x]))
+    hues = list(dict.fromkeys(table[hue]))
+    width = 0.7 / max(1, len(hues))
+    for j, h in enumerate(hues):
+        sub = table[table[hue] == h].set_index(x).reindex(xs)
+        pos = np.arange(len(xs)) - 0.35 + width * (j + 0.5)
+        ax.errorbar(pos, sub["est"], yerr=[sub["est"] - sub["low"], sub["high"] - sub["est"]],
+                    fmt="o", capsize=3, label=str(h))
+    if floor is not None:
+        f = floor.set_index(x).reindex(xs)
+        for i, (_, r) in enumerate(f.iterrows()):
+            if np.isfinite(r["high"]):
+                ax.fill_between([i - 0.4, i + 0.4], r["low"], r["high"], color="0.85", zorder=0,
+                                label="seed-only floor" if i == 0 else None)
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xticks(range(len(xs)), xs, rotation=15)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap(pivot: pd.DataFrame, title: str, fmt: str = ".2f", cmap: str = "rocket_r", annot=None):
+    """An annotated heatmap of a pivot table (rows x columns), NaN cells left blank."""
+    _style()
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * pivot.shape[1], 1.2 + 0.7 * pivot.shape[0]))
+    sns.heatmap(pivot, annot=annot if annot is not None else True, fmt=fmt if annot is None else "",
+                cmap=cmap, ax=ax, cbar=True)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def score_vs_gap(runs: pd.DataFrame, score: str, title: str):
+    """One line per weak model: ``score`` against the measured gap (strong - weak accuracy),
+    one point per (strong model, weak_n) averaged over seeds, horizontal bars = seed spread."""
+    _style()
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    g = runs.groupby(["weak", "strong", "weak_n"]).agg(gap=("gap", "mean"), gap_sd=("gap", "std"),
+                                                       y=(score, "mean"), y_sd=(score, "std")).reset_index()
+    for weak, sub in g.groupby("weak"):
+        sub = sub.sort_values("gap")
+        ax.errorbar(sub["gap"], sub["y"], xerr=sub["gap_sd"], yerr=sub["y_sd"], fmt="o-", capsize=2,
+                    label=f"weak: {weak}", alpha=0.85)
+    ax.set_xlabel("capability gap: strong ceiling − weak ceiling accuracy")
+    ax.set_ylabel(score)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -107,3 +107,45 @@ def sample_pairs(world: ToyWorld, n: int, seed: int) -> ToyPairs:
     helpful = ((za - zb) @ world.helpful > 0).astype(np.float32)
     t = lambda x: torch.as_tensor(x, dtype=torch.float32)
     return ToyPairs(t(za), t(zb), t(wa), t(wb), t(harmless), t(helpful))
+
+
+def conflict_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpful_share: float = 0.3,
+                  weak_dims: int = 16, weak_noise: float = 0.25, n: tuple[int, int, int] = (400, 2000, 4000),
+                  ) -> dict[str, np.ndarray]:
+    """Chapter 2's toy experiment, returned as test-set vectors for chapter 3's metrics.
+
+    One world (``conflict`` sets how much helpfulness opposes harmlessness where the weak
+    model is blind), ceilings on ``n[0]`` GT pairs, students on ``n[1]`` weakly labelled pairs,
+    ``n[2]`` test pairs. Students share one optimiser (full-batch Adam), so they differ only
+    by their data and loss. Keys (all [n_test]):
+
+    weak, strong:     ceilings correct
+    no_conflict:      student on soft weak labels;  margin_nc: its test margins
+    twin:             the same, on a fresh weak-labelled sample (the seed-only noise floor)
+    implicit:         + helpful pairs with true helpfulness labels (share ``helpful_share``)
+    explicit:         + the alpha-weighted explicit-conflict term
+    """
+    from . import heads
+
+    world = make_world(dim=32, weak_dims=weak_dims, weak_noise=weak_noise, conflict=conflict, seed=0)
+    base = 1000 * seed
+    gt, w2s, twin, test = (sample_pairs(world, m, seed=base + i) for i, m in enumerate((n[0], n[1], n[1], n[2])))
+    w_weak = heads.fit_pairwise_head(gt.diff("weak"), gt.harmless_label, l2=1e-3)
+    w_strong = heads.fit_pairwise_head(gt.diff("strong"), gt.harmless_label, l2=1e-3)
+    fit = lambda x, y, **kw: heads.fit_pairwise_head(x, y, l2=1e-3, solver="adam", **kw)
+    soft = lambda pairs: torch.sigmoid(pairs.diff("weak") @ w_weak)
+    n_help = round(helpful_share / (1 - helpful_share) * len(w2s))
+    helpful = sample_pairs(world, n_help, seed=base + 7)
+    students = {
+        "no_conflict": fit(w2s.diff("strong"), soft(w2s)),
+        "twin": fit(twin.diff("strong"), soft(twin)),
+        "implicit": fit(torch.cat([w2s.diff("strong"), helpful.diff("strong")]),
+                        torch.cat([soft(w2s), helpful.helpful_label])),
+        "explicit": fit(w2s.diff("strong"), soft(w2s), gt_label=w2s.harmless_label, alpha=alpha),
+    }
+    y = test.harmless_label.numpy().astype(bool)
+    ok = lambda w, view: (test.diff(view) @ w > 0).numpy() == y
+    out = {"weak": ok(w_weak, "weak"), "strong": ok(w_strong, "strong")}
+    out |= {k: ok(w, "strong") for k, w in students.items()}
+    out["margin_nc"] = (test.diff("strong") @ students["no_conflict"]).numpy()
+    return out
