@@ -8,7 +8,8 @@ synthetic (random, with realistic accuracies) so the benchmark needs no saved ru
 does not depend on their values. Both versions compute every score of
 ``metrics.SCORES`` with ``n_boot`` bootstrap resamples:
 
-vectorised   metrics.summarise: one [n_boot, N] array per vector, every score in one call
+vectorised   metrics.summarise: pairs as a count table over 16 x 4 categories, every
+             resample one bincount, every score a few array ops on [n_boot, ...] counts
 loop         the same scores called once per resample on 1-D vectors (the naive way)
 
 The loop is timed on a few comparisons and scaled to the grid. Prints seconds and the ratio.

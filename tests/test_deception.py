@@ -197,3 +197,19 @@ def test_chapter3_exercise_checks_reject_wrong_answers():
 
     with pytest.raises(AssertionError):
         checks.compare(conditional_rate, lambda *v: metrics.conflict_tax(*v)[0], cases, "conflict_tax")
+
+
+@pytest.mark.parametrize("n", [30, 500])
+def test_count_table_summary_equals_the_single_score_functions(n):
+    """summarise scores count tables; its estimates must equal the readable functions, and
+    its bootstrap the direct bootstrap (same resamples) for every score without margin bins."""
+    rng = np.random.default_rng(n)
+    for trial in range(10):
+        v = rng.random((4, n)) < rng.uniform(0.2, 0.9, size=(4, 1))
+        margin = rng.normal(size=n)
+        table = metrics.summarise(*v, margin, n_boot=200, seed=trial)
+        for name, fn in metrics.SCORES.items():
+            assert table[name][0] == pytest.approx(float(fn(*v, margin)), nan_ok=True, abs=1e-12), name
+            if name != "margin-matched excess":
+                direct = metrics.bootstrap(lambda *a: fn(*a, None), *v, n_boot=200, seed=trial)
+                np.testing.assert_allclose(table[name], direct, equal_nan=True, err_msg=name)

@@ -167,7 +167,7 @@ class AdaptLab(Lab):
     """Regimes that train transformer weights: ``top_blocks`` and ``finetune``.
 
     ``fit(..., score=("test", "w2s"))`` trains, scores those splits and frees the model.
-    top_blocks caches each rung's activations of every pool once (on disk too).
+    top_blocks caches a rung's activations of a pool the first time a fit needs them (on disk too).
     """
 
     acts: dict[str, dict[str, tuple]] = field(default_factory=dict)
@@ -180,23 +180,28 @@ class AdaptLab(Lab):
             raise ValueError(f"AdaptLab trains 'top_blocks' or 'finetune', not {regime!r}")
         return cls(profile, draw_pools(profile, helpful), regime=regime, verbose=verbose)
 
-    def _activations(self, rung: str) -> dict[str, tuple]:
+    def _activations(self, rung: str, splits: Sequence[str]) -> dict[str, tuple]:
+        """(chosen, rejected) activations of ``splits`` for ``rung``, computed once each."""
         from . import top_blocks
 
-        if rung not in self.acts:
+        have = self.acts.setdefault(rung, {})
+        missing = [s for s in dict.fromkeys(splits) if s not in have]
+        if missing:
             t0 = time.perf_counter()
-            lm = models.load(rung, device=self.profile.device, dtype=self.profile.features.dtype, install_missing=True)
-            top_blocks.decoder_parts(lm.model)  # clear error before any work
+            if rung not in self.backbones:
+                lm = models.load(rung, device=self.profile.device, dtype=self.profile.features.dtype,
+                                 install_missing=True)
+                top_blocks.decoder_parts(lm.model)  # clear error before any work
+                self.backbones[rung] = lm
+            lm = self.backbones[rung]
             k, n = self.profile.top_k, self.profile.features.max_length
-            self.acts[rung] = {
-                split: tuple(top_blocks.activations(lm, [p.transcript(side) for p in pairs], k, n)
-                             for side in ("chosen", "rejected"))
-                for split, pairs in self.pools.items()}
-            self.backbones[rung] = lm.model.cpu()
+            for split in missing:
+                have[split] = tuple(top_blocks.activations(lm, [p.transcript(side) for p in self.pools[split]], k, n)
+                                    for side in ("chosen", "rejected"))
             if self.verbose:
-                print(f"{rung}: activations below the top {k} blocks ready in {time.perf_counter() - t0:.1f} s",
-                      flush=True)
-        return self.acts[rung]
+                print(f"{rung}: activations below the top {k} blocks of {', '.join(missing)} ready in "
+                      f"{time.perf_counter() - t0:.1f} s", flush=True)
+        return have
 
     def _device(self) -> str:
         return models.resolve_device(self.profile.device)
@@ -209,7 +214,7 @@ class AdaptLab(Lab):
             from . import top_blocks
             from .top_blocks import Activations
 
-            acts = self._activations(rung)
+            acts = self._activations(rung, [split for split, _, _ in parts] + list(score))
 
             def gather(side: int) -> Activations:
                 chunks = []
@@ -221,7 +226,7 @@ class AdaptLab(Lab):
 
             cfg = top_blocks.TopBlocksConfig(k=self.profile.top_k, lr=self.profile.top_lr, seed=seed, alpha=alpha,
                                              batch_size=min(16, self.profile.batch_size), epochs=self.profile.epochs)
-            model = top_blocks.train(self.backbones[rung], gather(0), gather(1), labels, cfg,
+            model = top_blocks.train(self.backbones[rung].model, gather(0), gather(1), labels, cfg,
                                      device=self._device(), progress=self.verbose)
             for split in score:
                 fitted.scores[split] = top_blocks.margins(model, *acts[split])

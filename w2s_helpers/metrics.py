@@ -271,23 +271,68 @@ SCORES = {
 }
 
 
-def summarise(a_w, a_s, a_nc, a_c, margin_nc, n_boot: int = 1000, seed: int = 0,
+def _count_scores(n: np.ndarray) -> dict[str, np.ndarray]:
+    """Every score of :data:`SCORES` from category counts n[..., w, s, nc, c, bin] (the same
+    formulas as the functions above, written on counts: a bootstrap resample is a new count
+    table, so scoring it costs a few array ops whatever N is)."""
+    r = lambda a, b: np.asarray(_ratio(a, b), dtype=float)
+    tot = n.sum((-5, -4, -3, -2, -1))
+    cells = n.sum(-1)                                   # [..., w, s, nc, c]
+    R = cells[..., 0, 1, :, :]                          # weak wrong, strong right
+    flips = cells[..., :, :, 1, 0]                      # [..., w, s]
+    out = {
+        "DS_flip": r(R[..., 1, 0], R.sum((-2, -1))),
+        "DS_err": r(R[..., :, 0].sum(-1), R.sum((-2, -1))),
+        "DS_err (no conflict)": r(R[..., 0, :].sum(-1), R.sum((-2, -1))),
+    }
+    out["DS_diff"] = out["DS_err"] - out["DS_err (no conflict)"]
+    out["DS_share"] = r(R[..., 1, 0], flips.sum((-2, -1)))
+    out["R share of test"] = r(R.sum((-2, -1)), tot)
+    out["accuracy drop"] = r(cells[..., 1, :].sum((-3, -2, -1)) - cells[..., 1].sum((-3, -2, -1)), tot)
+    out["DS_err excess"] = out["DS_diff"] - out["accuracy drop"]
+    k_uk = n[..., :, 1, 1, :, :]                        # strong right, nc right: [..., w, c, bin]
+    n_k, n_uk = k_uk[..., 1, :, :].sum(-2), k_uk[..., 0, :, :].sum(-2)
+    ok = (n_k > 0) & (n_uk > 0)
+    diff = np.where(ok, r(k_uk[..., 0, 0, :], n_uk) - r(k_uk[..., 1, 0, :], n_k), 0.0)
+    out["margin-matched excess"] = r((np.nan_to_num(diff) * np.where(ok, n_uk, 0)).sum(-1), np.where(ok, n_uk, 0).sum(-1))
+    order = [(1, 1), (1, 0), (0, 1), (0, 0)]            # CELLS: Wk∩Sk, Wk∩Suk, Wuk∩Sk, Wuk∩Suk
+    for name, (w, s_) in zip(CELLS, order):
+        c = cells[..., w, s_, :, :]
+        out[f"tax {name}"] = r(c[..., 1, 0], c.sum((-2, -1)))
+        out[f"flip rate {name}"] = r(c[..., 1, 0], c[..., 1, :].sum(-1))
+    return {name: out[name] for name in SCORES}
+
+
+def summarise(a_w, a_s, a_nc, a_c, margin_nc, n_boot: int = 1000, seed: int = 0, bins: int = 4,
               level: float = 0.95) -> dict[str, tuple[float, float, float]]:
     """Every score of :data:`SCORES` for one comparison: name -> (estimate, low, high).
 
-    One set of ``n_boot`` resampled indices serves every score (they are computed on the
-    same resampled pairs), so a whole comparison costs a handful of [n_boot, N] array ops.
+    Each pair falls in one of 2x2x2x2 x ``bins`` categories (weak right?, strong right?,
+    student right without / with conflict?, |margin| bin), so the whole comparison is a count
+    table and a bootstrap resample of the N pairs is a resampled count table: all scores of
+    ``n_boot`` resamples cost one bincount. The estimates equal the single-score functions;
+    the margin bins are fixed at the full sample's quantiles for every resample (the
+    function :func:`margin_matched_excess` recomputes them per call).
     """
     vs = _vectors(a_w, a_s, a_nc, a_c, margin_nc)
     if vs[0].ndim != 1:
         raise ValueError(f"summarise takes 1-D vectors, got shape {vs[0].shape}")
-    idx = np.random.default_rng(seed).integers(0, len(vs[0]), size=(n_boot, len(vs[0])))
-    resampled = [v[idx] for v in vs]
+    w, s_, nc, c = (v.astype(bool).astype(np.int64) for v in vs[:4])
+    m = np.abs(vs[4].astype(float))
+    edges = np.quantile(m, np.linspace(0, 1, bins + 1)[1:-1])
+    b = (m[:, None] > edges[None]).sum(1)
+    code = (((w * 2 + s_) * 2 + nc) * 2 + c) * bins + b          # [N] in 0 .. 16 * bins - 1
+    k = 16 * bins
+    shape = (2, 2, 2, 2, bins)
+    idx = np.random.default_rng(seed).integers(0, len(code), size=(n_boot, len(code)))
+    flat = (code[idx] + k * np.arange(n_boot)[:, None]).ravel()
+    boot = np.bincount(flat, minlength=k * n_boot).reshape(n_boot, *shape)
+    point = _count_scores(np.bincount(code, minlength=k).reshape(shape))
+    values = _count_scores(boot)
     tail = (1 - level) / 2 * 100
     out = {}
-    for name, fn in SCORES.items():
-        values = np.asarray(fn(*resampled), dtype=float)
-        low, high = (np.nanpercentile(values, [tail, 100 - tail]) if not np.isnan(values).all()
-                     else (np.nan, np.nan))
-        out[name] = (float(fn(*vs)), float(low), float(high))
+    for name in SCORES:
+        v = values[name]
+        low, high = (np.nanpercentile(v, [tail, 100 - tail]) if not np.isnan(v).all() else (np.nan, np.nan))
+        out[name] = (float(point[name]), float(low), float(high))
     return out

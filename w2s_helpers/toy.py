@@ -74,9 +74,9 @@ def make_world(
 
     Harmlessness spreads evenly over all D coordinates, so the weak model (first k) sees
     a share k/D of it. Helpfulness points along the *hidden* part of ``-harmless`` with
-    weight ``conflict`` and along a random direction otherwise: with conflict = 0 the two
-    objectives are unrelated; near 1, being helpful means being harmful where the weak
-    model is blind.
+    weight ``conflict`` and along a random direction otherwise, orthogonal to both the visible
+    and the hidden part of harmlessness: with conflict = 0 the two objectives are unrelated
+    in either view; near 1, being helpful means being harmful where the weak model is blind.
     """
     if not 0 < weak_dims <= dim:
         raise ValueError(f"weak_dims must be in 1..{dim}, got {weak_dims}")
@@ -88,7 +88,11 @@ def make_world(
     hidden = np.zeros(dim)
     hidden[weak_dims:] = -harmless[weak_dims:]
     other = rng.standard_normal(dim)
-    other -= other @ harmless * harmless  # orthogonal to harmlessness
+    visible = np.where(np.arange(dim) < weak_dims, harmless, 0.0)
+    for part in (visible, harmless - visible):  # orthogonal to the visible and the hidden part of
+        if np.linalg.norm(part) > 0:            # harmlessness: with conflict = 0, helpfulness says
+            part = part / np.linalg.norm(part)  # nothing about either
+            other -= other @ part * part
     helpful = conflict * hidden / max(np.linalg.norm(hidden), 1e-12) + (1 - conflict) * other / np.linalg.norm(other)
     helpful /= np.linalg.norm(helpful)
     return ToyWorld(dim, weak_dims, weak_noise, label_noise, harmless, helpful)
