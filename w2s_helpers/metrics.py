@@ -255,6 +255,10 @@ def _cell_rate(i: int):
     return lambda w, s, nc, c, m: flip_rate(w, s, nc, c)[..., i]
 
 
+def _cell_reverse(i: int):
+    return lambda w, s, nc, c, m: conflict_tax(w, s, nc, c)[1][..., i]
+
+
 # Every score of one (no-conflict, conflict) comparison, as fn(a_w, a_s, a_nc, a_c, margin_nc).
 SCORES = {
     "DS_flip": lambda w, s, nc, c, m: ds_flip(w, s, nc, c),
@@ -268,6 +272,7 @@ SCORES = {
     "margin-matched excess": lambda w, s, nc, c, m: margin_matched_excess(w, s, nc, c, m),
     **{f"tax {cell}": _cell_tax(i) for i, cell in enumerate(CELLS)},
     **{f"flip rate {cell}": _cell_rate(i) for i, cell in enumerate(CELLS)},
+    **{f"reverse {cell}": _cell_reverse(i) for i, cell in enumerate(CELLS)},
 }
 
 
@@ -300,6 +305,7 @@ def _count_scores(n: np.ndarray) -> dict[str, np.ndarray]:
         c = cells[..., w, s_, :, :]
         out[f"tax {name}"] = r(c[..., 1, 0], c.sum((-2, -1)))
         out[f"flip rate {name}"] = r(c[..., 1, 0], c[..., 1, :].sum(-1))
+        out[f"reverse {name}"] = r(c[..., 0, 1], c.sum((-2, -1)))
     return {name: out[name] for name in SCORES}
 
 
