@@ -217,10 +217,13 @@ def interval_points(table: pd.DataFrame, x: str, hue: str, title: str, ylabel: s
 def heatmap(pivot: pd.DataFrame, title: str, fmt: str = ".2f", cmap: str = "rocket_r", annot=None):
     """An annotated heatmap of a pivot table (rows x columns), NaN cells left blank."""
     _style()
-    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * pivot.shape[1], 1.2 + 0.7 * pivot.shape[0]))
+    fig, ax = plt.subplots(figsize=(2.4 + 2.0 * pivot.shape[1], 1.4 + 0.9 * pivot.shape[0]))
     sns.heatmap(pivot, annot=annot if annot is not None else True, fmt=fmt if annot is None else "",
-                cmap=cmap, ax=ax, cbar=True)
-    ax.set_title(title)
+                cmap=cmap, ax=ax, cbar=True, annot_kws={"fontsize": 9})
+    ax.grid(False)
+    ax.tick_params(axis="x", rotation=0)
+    ax.tick_params(axis="y", rotation=0)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 
