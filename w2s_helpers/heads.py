@@ -39,26 +39,20 @@ def fit_pairwise_head(
         raise ValueError(f"solver must be 'auto' or 'adam', got {solver!r}")
     if alpha and gt_label is None:
         raise ValueError("the explicit-conflict term (alpha > 0) needs gt_label")
+    if alpha or solver == "adam":
+        return _adam(diff, label, l2, gt_label, alpha, steps, lr)
     w = torch.zeros(diff.shape[1], requires_grad=True)
+    opt = torch.optim.LBFGS([w], max_iter=200, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-9, tolerance_change=1e-12)
 
-    def objective() -> torch.Tensor:
-        delta = diff @ w
-        loss = losses.explicit_conflict_loss(delta, label, gt_label, alpha) if alpha else losses.pairwise_loss(delta, label)
-        return loss + l2 * (w**2).sum()
+    def closure():
+        opt.zero_grad()
+        loss = losses.pairwise_loss(diff @ w, label) + l2 * (w**2).sum()
+        loss.backward()
+        return loss
 
-    if not alpha and solver == "auto":
-        opt = torch.optim.LBFGS([w], max_iter=200, line_search_fn="strong_wolfe",
-                                tolerance_grad=1e-9, tolerance_change=1e-12)
-
-        def closure():
-            opt.zero_grad()
-            loss = objective()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
-        return w.detach()
-    return _adam(diff, label, l2, gt_label, alpha, steps, lr)
+    opt.step(closure)
+    return w.detach()
 
 
 def _adam(diff, label, l2, gt_label, alpha, steps, lr, betas=(0.9, 0.999), eps=1e-8) -> torch.Tensor:

@@ -208,30 +208,23 @@ class AdaptLab(Lab):
 
     def fit(self, rung: str, parts: Sequence[Part], seed: int, alpha: float = 0.0,
             score: Sequence[str] = ("test", "w2s"), **_: object) -> Fitted:
-        labels = _labels(parts)
-        fitted = Fitted(rung, self.regime)
-        if self.regime == "top_blocks":
-            from . import top_blocks
-            from .top_blocks import Activations
+        fit = self._fit_top_blocks if self.regime == "top_blocks" else self._fit_finetune
+        return Fitted(rung, self.regime, scores=fit(rung, parts, _labels(parts), seed, alpha, score))
 
-            acts = self._activations(rung, [split for split, _, _ in parts] + list(score))
+    def _fit_top_blocks(self, rung, parts, labels, seed, alpha, score) -> dict[str, torch.Tensor]:
+        from . import top_blocks
+        from .top_blocks import Activations
 
-            def gather(side: int) -> Activations:
-                chunks = []
-                for split, idx, _ in parts:
-                    a = acts[split][side]
-                    off = a.offsets
-                    chunks += [(a.tokens[off[i]: off[i + 1]], a.lengths[i]) for i in idx.tolist()]
-                return Activations(torch.cat([t for t, _ in chunks]), torch.stack([n for _, n in chunks]))
+        acts = self._activations(rung, [split for split, _, _ in parts] + list(score))
+        chosen, rejected = (Activations.cat([acts[split][side].take(idx.tolist()) for split, idx, _ in parts])
+                            for side in (0, 1))
+        cfg = top_blocks.TopBlocksConfig(k=self.profile.top_k, lr=self.profile.top_lr, seed=seed, alpha=alpha,
+                                         batch_size=min(16, self.profile.batch_size), epochs=self.profile.epochs)
+        model = top_blocks.train(self.backbones[rung].model, chosen, rejected, labels, cfg,
+                                 device=self._device(), progress=self.verbose)
+        return {split: top_blocks.margins(model, *acts[split]) for split in score}
 
-            cfg = top_blocks.TopBlocksConfig(k=self.profile.top_k, lr=self.profile.top_lr, seed=seed, alpha=alpha,
-                                             batch_size=min(16, self.profile.batch_size), epochs=self.profile.epochs)
-            model = top_blocks.train(self.backbones[rung].model, gather(0), gather(1), labels, cfg,
-                                     device=self._device(), progress=self.verbose)
-            for split in score:
-                fitted.scores[split] = top_blocks.margins(model, *acts[split])
-            del model
-            return fitted
+    def _fit_finetune(self, rung, parts, labels, seed, alpha, score) -> dict[str, torch.Tensor]:
         from . import finetune
 
         device = self._device()
@@ -244,10 +237,7 @@ class AdaptLab(Lab):
                                       use_cpu=device == "cpu", bf16=device == "cuda",
                                       log_every=max(1, len(pairs) // self.profile.batch_size))
         finetune.make_trainer(rm, ds, cfg).train()
-        for split in score:
-            fitted.scores[split] = finetune.reward_margins(rm, self.pools[split], n)
-        del rm
-        return fitted
+        return {split: finetune.reward_margins(rm, self.pools[split], n) for split in score}
 
     def margins(self, fitted: Fitted, split: str = "test") -> torch.Tensor:
         if split not in fitted.scores:

@@ -26,8 +26,7 @@ def regions(correct_weak: np.ndarray, correct_strong: np.ndarray) -> dict[str, n
     strong ceiling. The deceptive cell is ``"Wuk∩Sk"``: the strong model could get the pair
     right, and the weak supervisor cannot tell when it does not.
     """
-    w, s = _check(correct_weak, correct_strong)
-    return {"Wk∩Sk": w & s, "Wk∩Suk": w & ~s, "Wuk∩Sk": ~w & s, "Wuk∩Suk": ~w & ~s}
+    return dict(zip(CELLS, cell_masks(*_check(correct_weak, correct_strong))))
 
 
 def region_accuracy(correct_weak: np.ndarray, correct_strong: np.ndarray, **students: np.ndarray):
@@ -53,17 +52,11 @@ def flip_rates(correct_weak: np.ndarray, correct_strong: np.ndarray, before: np.
     """
     import pandas as pd
 
-    before, after = _check(before, after)
-    rows = []
-    for name, mask in regions(correct_weak, correct_strong).items():
-        if len(mask) != len(before):
-            raise ValueError(f"students have {len(before)} pairs, the regions {len(mask)}")
-        right = before & mask
-        flipped = right & ~after
-        rows.append({"cell": name, "pairs": int(mask.sum()), "right before": int(right.sum()),
-                     "flipped": int(flipped.sum()),
-                     "flip rate": float(flipped.sum() / right.sum()) if right.any() else float("nan")})
-    return pd.DataFrame(rows).set_index("cell")
+    w, s, before, after = _check(correct_weak, correct_strong, before, after)
+    right = cell_masks(w, s) & before
+    return pd.DataFrame({"pairs": cell_masks(w, s).sum(-1), "right before": right.sum(-1),
+                         "flipped": (right & ~after).sum(-1), "flip rate": flip_rate(w, s, before, after)},
+                        index=pd.Index(CELLS, name="cell"))
 
 
 # ---------------------------------------------------------------------------------------

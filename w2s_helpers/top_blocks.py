@@ -21,7 +21,6 @@ tokens and sits at positions 0..len-1, exactly as when the text is run alone.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -78,6 +77,16 @@ class Activations:
     @property
     def offsets(self) -> torch.Tensor:
         return torch.cat([torch.zeros(1, dtype=torch.long), self.lengths.cumsum(0)])
+
+    def take(self, idx: Sequence[int]) -> "Activations":
+        """The activations of texts ``idx``, in that order."""
+        off = self.offsets
+        return Activations(torch.cat([self.tokens[off[i]: off[i + 1]] for i in idx]), self.lengths[list(idx)])
+
+    @staticmethod
+    def cat(parts: Sequence["Activations"]) -> "Activations":
+        """One list of texts from several, in order."""
+        return Activations(torch.cat([p.tokens for p in parts]), torch.cat([p.lengths for p in parts]))
 
     def batch(self, idx: Sequence[int], dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded states [B, T, H] and mask [B, T] of texts ``idx``."""
@@ -195,10 +204,12 @@ class TopBlocksReward(nn.Module):
             h = out[0] if isinstance(out, tuple) else out
         return self.norm(h)
 
+    def last_states(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Final normed state of each text's last real token [B, H] (the probe's feature)."""
+        return self.hidden(h, mask)[torch.arange(len(h)), mask.sum(1) - 1]
+
     def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        states = self.hidden(h, mask)
-        last = mask.sum(1) - 1
-        return self.score(states[torch.arange(len(h)), last]).squeeze(-1)
+        return self.score(self.last_states(h, mask)).squeeze(-1)
 
 
 @torch.inference_mode()
@@ -231,9 +242,6 @@ class TopBlocksConfig:
     alpha: float = 0.0
     probe_init: bool = True     # start the head at the linear probe of the initial features
     probe_l2: float = 1.0       # its L2 penalty (on standardised features)
-
-    def replace(self, **changes) -> "TopBlocksConfig":
-        return dataclasses.replace(self, **changes)
 
 
 def train(backbone: nn.Module, chosen: Activations, rejected: Activations, soft_label: torch.Tensor,
@@ -274,17 +282,16 @@ def train(backbone: nn.Module, chosen: Activations, rejected: Activations, soft_
     return model.eval()
 
 
+@torch.inference_mode()
 def pooled(model: TopBlocksReward, acts: Activations, batch_size: int = 32) -> torch.Tensor:
-    """Last-token final states [N, H] of the current blocks (the probe's features at init)."""
+    """Last-token final states [N, H] of the current blocks, batched by length (at
+    initialisation these are the probe's features)."""
     device = next(model.parameters()).device
     order = torch.argsort(acts.lengths, descending=True).tolist()
     out = torch.empty(len(acts), model.score.in_features)
-    with torch.inference_mode():
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
-            h, mask = (x.to(device) for x in acts.batch(idx))
-            states = model.hidden(h, mask)
-            out[idx] = states[torch.arange(len(idx)), mask.sum(1) - 1].float().cpu()
+    for i in range(0, len(order), batch_size):
+        idx = order[i:i + batch_size]
+        out[idx] = model.last_states(*(x.to(device) for x in acts.batch(idx))).float().cpu()
     return out
 
 
@@ -304,15 +311,6 @@ def init_head_from_probe(model: TopBlocksReward, chosen: Activations, rejected: 
 
 @torch.inference_mode()
 def margins(model: TopBlocksReward, chosen: Activations, rejected: Activations, batch_size: int = 32) -> torch.Tensor:
-    """delta [N] = r(chosen) - r(rejected), batched by length."""
-    device = next(model.parameters()).device
-
-    def rewards(acts: Activations) -> torch.Tensor:
-        order = torch.argsort(acts.lengths, descending=True).tolist()
-        out = torch.empty(len(acts))
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
-            out[idx] = model(*(x.to(device) for x in acts.batch(idx))).float().cpu()
-        return out
-
-    return rewards(chosen) - rewards(rejected)
+    """delta [N] = r(chosen) - r(rejected) = w . (pooled(chosen) - pooled(rejected))."""
+    w = model.score.weight[0].float().cpu()
+    return (pooled(model, chosen, batch_size) - pooled(model, rejected, batch_size)) @ w

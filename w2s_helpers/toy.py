@@ -85,11 +85,10 @@ def make_world(
     rng = np.random.default_rng(seed)
     harmless = rng.choice([-1.0, 1.0], size=dim) * (1 + 0.2 * rng.random(dim))
     harmless /= np.linalg.norm(harmless)
-    hidden = np.zeros(dim)
-    hidden[weak_dims:] = -harmless[weak_dims:]
-    other = rng.standard_normal(dim)
     visible = np.where(np.arange(dim) < weak_dims, harmless, 0.0)
-    for part in (visible, harmless - visible):  # orthogonal to the visible and the hidden part of
+    hidden = visible - harmless  # -harmless on the coordinates the weak model cannot see
+    other = rng.standard_normal(dim)
+    for part in (visible, -hidden):  # orthogonal to the visible and the hidden part of
         if np.linalg.norm(part) > 0:            # harmlessness: with conflict = 0, helpfulness says
             part = part / np.linalg.norm(part)  # nothing about either
             other -= other @ part * part
