@@ -190,3 +190,17 @@ def test_closed_form_adam_matches_torch_adam_on_the_course_loss(alpha):
     ours = heads.fit_pairwise_head(diff, label, l2=0.1, gt_label=gt if alpha else None, alpha=alpha,
                                    steps=200, lr=0.05, solver="adam")
     torch.testing.assert_close(ours, w.detach(), atol=1e-5, rtol=1e-4)
+
+
+def test_load_or_run_computes_once(isolated_cache):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return np.array([0.5, -1.0, 2.0])
+
+    cfg = results.RunConfig(role="strong", model="m", profile="t")
+    first = results.load_or_run(cfg, compute)
+    again = results.load_or_run(cfg, compute)
+    assert len(calls) == 1 and first["correct"].tolist() == [True, False, True]
+    assert np.array_equal(first["delta"], again["delta"])

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -82,6 +82,17 @@ def load_run(config: RunConfig) -> dict[str, np.ndarray] | None:
     if not path.exists():
         return None
     return _read(path)[1]
+
+
+def load_or_run(config: RunConfig, compute: Callable[[], np.ndarray]) -> dict[str, np.ndarray]:
+    """The saved vectors of ``config``; if there are none, ``compute()`` the run's test
+    margins delta [N], save them (correct = delta > 0) and return them. A rerun is free."""
+    got = load_run(config)
+    if got is None:
+        delta = np.asarray(compute(), dtype=np.float32)
+        save_run(config, delta, delta > 0)
+        got = load_run(config)
+    return got
 
 
 def _read(path: Path) -> tuple[RunConfig, dict[str, np.ndarray]]:
