@@ -106,16 +106,25 @@ def compute_activations(loaded, texts: Sequence[str], k: int, max_length: int, b
                         progress: bool = True) -> Activations:
     """Run the bottom L - k blocks of ``loaded`` (a backbone) on ``texts``; no cache.
 
+    Texts are truncated from the left (the response is kept); see :func:`activations_of_ids`.
+    """
+    ids = loaded.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    return activations_of_ids(loaded.model, ids, k, loaded.tokenizer.pad_token_id, batch_size, progress)
+
+
+@torch.inference_mode()
+def activations_of_ids(model: nn.Module, ids: Sequence[list[int]], k: int, pad_id: int, batch_size: int = 16,
+                       progress: bool = True) -> Activations:
+    """Inputs of block L-k for token sequences ``ids`` (a backbone or a causal LM).
+
     Stops the forward pass at block L-k with a hook, so the top k blocks cost nothing here.
-    Texts are truncated from the left (the response is kept), sorted by length, batched.
+    Sequences are sorted by length and batched (right padding).
     """
     from tqdm.auto import tqdm
 
-    model, tok = loaded.model, loaded.tokenizer
-    _, layers, _, _ = decoder_parts(model)
+    _, layers, _, _ = decoder_parts(getattr(model, "model", model))
     if not 1 <= k <= len(layers):
         raise ValueError(f"k must be in 1..{len(layers)}, got {k}")
-    ids = tok(list(texts), truncation=True, max_length=max_length)["input_ids"]
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     captured: list[torch.Tensor] = []
 
@@ -130,7 +139,7 @@ def compute_activations(loaded, texts: Sequence[str], k: int, max_length: int, b
         for start in tqdm(range(0, len(order), batch_size), desc=f"activations below the top {k} blocks",
                           disable=not progress, leave=False):
             idx = order[start:start + batch_size]
-            x, mask = _pad([ids[i] for i in idx], tok.pad_token_id)
+            x, mask = _pad([ids[i] for i in idx], pad_id)
             captured.clear()
             try:
                 model(input_ids=x.to(device), attention_mask=mask.to(device), use_cache=False)
@@ -173,26 +182,21 @@ def activations(loaded, texts: Sequence[str], k: int, max_length: int, batch_siz
     return acts
 
 
-class TopBlocksReward(nn.Module):
-    """Copies of the top k blocks and the final norm of a decoder, plus a linear reward head.
+class TopBlocks(nn.Module):
+    """Copies of the top k blocks, the rotary embedding and the final norm of a decoder.
 
-    forward(h [B, T, H] states entering block L-k, mask [B, T] right padding) -> r [B].
+    hidden(h [B, T, H] states entering block L-k, mask [B, T] right padding) -> [B, T, H]
+    final normed states, what the full model's last hidden state holds.
     """
 
-    def __init__(self, backbone: nn.Module, k: int, seed: int = 0, dtype: torch.dtype = torch.float32):
+    def __init__(self, backbone: nn.Module, k: int, dtype: torch.dtype = torch.float32):
         super().__init__()
         _, layers, norm, rotary = decoder_parts(backbone)
         self.blocks = nn.ModuleList(copy.deepcopy(layers[len(layers) - k:])).to(dtype)
         self.norm = copy.deepcopy(norm).to(dtype)
         self.rotary = copy.deepcopy(rotary)
-        hidden = self.norm.weight.shape[0]
-        g = torch.Generator().manual_seed(seed)
-        self.score = nn.Linear(hidden, 1, bias=False, dtype=dtype)
-        with torch.no_grad():
-            self.score.weight.copy_(torch.randn(1, hidden, generator=g) * hidden**-0.5)
 
     def hidden(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Final normed states [B, T, H] (what the full model's last hidden state holds)."""
         b, t, _ = h.shape
         pos = torch.arange(t, device=h.device).expand(b, t)
         rope = self.rotary(h, pos)
@@ -203,6 +207,21 @@ class TopBlocksReward(nn.Module):
             out = block(h, attention_mask=bias, position_ids=pos, position_embeddings=rope)
             h = out[0] if isinstance(out, tuple) else out
         return self.norm(h)
+
+
+class TopBlocksReward(TopBlocks):
+    """:class:`TopBlocks` plus a linear reward head.
+
+    forward(h [B, T, H] states entering block L-k, mask [B, T] right padding) -> r [B].
+    """
+
+    def __init__(self, backbone: nn.Module, k: int, seed: int = 0, dtype: torch.dtype = torch.float32):
+        super().__init__(backbone, k, dtype)
+        hidden = self.norm.weight.shape[0]
+        g = torch.Generator().manual_seed(seed)
+        self.score = nn.Linear(hidden, 1, bias=False, dtype=dtype)
+        with torch.no_grad():
+            self.score.weight.copy_(torch.randn(1, hidden, generator=g) * hidden**-0.5)
 
     def last_states(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Final normed state of each text's last real token [B, H] (the probe's feature)."""
