@@ -17,6 +17,26 @@ Regime = Literal["probe", "top_blocks", "finetune"]
 
 
 @dataclass(frozen=True)
+class POSettings:
+    """Chapter 4 (policies): SFT then DPO/SimPO with LoRA on the top k blocks of causal LMs."""
+
+    weak: str                  # weak policy's rung
+    strong: str                # strong policy's rung (ceiling and students)
+    n_train: int               # pairs of D_gt (weak) and of D_w2s (strong); prefixes of the RM pools
+    n_test: int                # test pairs (a prefix of chapters 1-3's test pool: same pairs)
+    n_helpful: int             # helpful pairs added in the implicit setting
+    max_prompt: int            # prompt tokens kept (the last ones)
+    max_response: int          # response tokens kept (the first ones)
+    k: int = 2                 # top blocks trained through LoRA
+    batch_size: int = 8
+    lr: float = 3e-4           # LoRA learning rate of both stages
+    alpha: float = 0.5         # explicit conflict weight (paper: 0.5)
+    seeds: tuple[int, ...] = (0,)
+    n_generate: int = 3        # prompts of each kind answered side by side
+    max_new_tokens: int = 40
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything that changes between a CI smoke run, a laptop run and the paper's scale."""
 
@@ -40,6 +60,7 @@ class Profile:
     top_lr: float = 1e-4       # top_blocks regime: learning rate of the blocks (the head's is 10x)
     regime_study: tuple[tuple[str, str], ...] = ()  # chapter 1, section 3: (rung, adapted regime)
                                                     # ceilings compared with the probe's
+    po: POSettings | None = None  # chapter 4's policies
     description: str = ""
 
     def replace(self, **changes) -> "Profile":
@@ -55,6 +76,8 @@ PROFILES: dict[str, Profile] = {
         features=FeatureSpec(pooling="last", max_length=128, dtype="bfloat16", batch_size=16),
         device="cpu", num_threads=None, lr=5e-5, batch_size=16, epochs=1,
         regime_study=(("minilm-l6", "finetune"), ("smollm2-135m", "top_blocks")),
+        po=POSettings(weak="smollm2-135m", strong="smollm2-135m", n_train=48, n_test=64, n_helpful=24,
+                      max_prompt=48, max_response=24, k=1, n_generate=1, max_new_tokens=16),
         description="smoke test: every code path, small n, two offline rungs, minutes on 2 CPU cores",
     ),
     "laptop": Profile(
@@ -64,6 +87,8 @@ PROFILES: dict[str, Profile] = {
         features=FeatureSpec(pooling="last", max_length=256, dtype="bfloat16", batch_size=16),
         device="cpu", num_threads=None, lr=5e-5, batch_size=16, epochs=1,
         regime_study=(("minilm-l6", "finetune"), ("smollm2-135m", "top_blocks")),
+        po=POSettings(weak="smollm2-135m", strong="qwen2.5-0.5b", n_train=192, n_test=400, n_helpful=192,
+                      max_prompt=48, max_response=32, lr=1e-3),
         description="what a learner runs on a 2-core CPU: three offline rungs, 1000 pairs per split",
     ),
     "paper": Profile(

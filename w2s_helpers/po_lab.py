@@ -1,0 +1,177 @@
+"""Chapter 4's plumbing: pools, cached activations, trained policies and their scores.
+
+    lab = po_lab.PolicyLab(P)                 # P = profiles.get(PROFILE); sizes in P.po
+    run = lab.run(rung, config, parts)        # SFT -> DPO/SimPO, then log-probs of every split
+    run.logps["test"]                         # [N, 2] summed log-probs (chosen, rejected)
+
+A run is keyed by the rung's fingerprint, the training config and the exact training pairs
+and labels, and stored in ``<cache>/policies`` (safetensors, atomic writes): a rerun of a
+chapter loads every run instead of training. SFT results are shared within a session
+between runs that differ only in the preference stage (a student with and without the
+explicit term starts from the same SFT model).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import torch
+
+from . import models
+from . import policy as pol
+from .data import PreferencePair
+from .lab import draw_pools
+from .profiles import Profile
+from .store import atomic_write_bytes, cache_dir, content_hash
+
+PO_LAB_VERSION = "1"
+Part = tuple[str, Sequence[int] | None, "torch.Tensor | float"]   # (pool, indices or all, first [n] or one value)
+
+
+@dataclass
+class Run:
+    """One trained policy: log-probs [N, 2] and response lengths [N, 2] per scored pool."""
+
+    logps: dict[str, torch.Tensor]
+    lengths: dict[str, torch.Tensor]
+    seconds: float
+
+    def delta(self, pool: str, loss: str) -> torch.Tensor:
+        """[N] preference for the chosen response under ``loss``'s rule (correct: >= 0)."""
+        return pol.preference(self.logps[pool], self.lengths[pool].float(), loss)
+
+    def correct(self, pool: str, loss: str) -> torch.Tensor:
+        return self.delta(pool, loss) >= 0
+
+
+class PolicyLab:
+    """Pools of the profile (prefixes of chapters 1-3's pools, so the same test pairs), encoded
+    and cached per rung; trains and scores policies."""
+
+    def __init__(self, profile: Profile, progress: bool = True):
+        self.P, self.S, self.progress = profile, profile.po, progress
+        full = draw_pools(profile, helpful=True)
+        sizes = {"gt": self.S.n_train, "w2s": self.S.n_train, "test": self.S.n_test, "helpful": self.S.n_helpful}
+        self.pools: dict[str, list[PreferencePair]] = {k: full[k][:n] for k, n in sizes.items()}
+        self._loaded: dict[str, object] = {}
+        self._data: dict[tuple[str, str], pol.Cached] = {}
+        self._sft: dict[str, dict[str, torch.Tensor]] = {}
+
+    # -- models and data -----------------------------------------------------------------------
+    def loaded(self, rung):
+        """The rung (a name, or a :class:`models.Rung` such as a local stand-in) as a causal LM."""
+        name = getattr(rung, "name", rung)
+        if name not in self._loaded:
+            self._loaded[name] = models.load(rung, head="causal", dtype="float32", device="cpu")
+        return self._loaded[name]
+
+    def data(self, rung: str, pool: str) -> pol.Cached:
+        """Encoded pairs of ``pool`` with the cached inputs of block L-k of ``rung``."""
+        key = (getattr(rung, "name", rung), pool)
+        if key not in self._data:
+            L = self.loaded(rung)
+            enc = pol.encode_pairs(L.tokenizer, self.pools[pool], self.S.max_prompt, self.S.max_response)
+            self._data[key] = pol.cached(L, enc, self.S.k, progress=self.progress)
+        return self._data[key]
+
+    def _training_set(self, rung: str, parts: Sequence[Part]) -> tuple[pol.Cached, torch.Tensor]:
+        datas, firsts = [], []
+        for pool, idx, first in parts:
+            d = self.data(rung, pool)
+            idx = list(range(len(d))) if idx is None else list(idx)
+            datas.append(d.take(idx))
+            f = torch.as_tensor(first, dtype=torch.bool)
+            firsts.append(f.expand(len(idx)) if f.ndim == 0 else f)
+            if len(firsts[-1]) != len(idx):
+                raise ValueError(f"part {pool!r}: {len(idx)} pairs but {len(firsts[-1])} labels")
+        return pol.Cached.cat(datas), torch.cat(firsts)
+
+    def _key(self, rung: str, config: pol.POConfig, parts: Sequence[Part], *extra) -> str:
+        described = [(pool, None if idx is None else list(idx),
+                      torch.as_tensor(first, dtype=torch.bool).flatten().tolist()) for pool, idx, first in parts]
+        settings = {k: getattr(v, "name", v) for k, v in asdict(self.S).items()}
+        return content_hash(self.loaded(rung).fingerprint, settings, asdict(config), described,
+                            [p.source for k in sorted(self.pools) for p in self.pools[k]], PO_LAB_VERSION, *extra,
+                            length=24)
+
+    # -- training ------------------------------------------------------------------------------
+    def train(self, rung: str, config: pol.POConfig, parts: Sequence[Part],
+              conflict: torch.Tensor | None = None) -> pol.TopBlocksPolicy:
+        """SFT on the preferred responses of ``parts``, then DPO/SimPO on the same pairs.
+
+        parts: (pool, indices or None for all, first) where ``first`` [n] (or one bool) says the
+        pool's chosen response is the preferred one. ``conflict`` [sum n] marks the pairs the
+        explicit term may act on (default: all; the helpful pairs of the implicit setting never
+        carry it because that setting has alpha = 0)."""
+        data, first = self._training_set(rung, parts)
+        L = self.loaded(rung)
+        policy = pol.TopBlocksPolicy(L.model, self.S.k)
+        sft_key = self._key(rung, config.replace(loss="sft", beta=0.0, gamma=0.0, alpha=0.0, po_lr=0.0,
+                                                 po_epochs=0), parts)
+        if sft_key in self._sft:
+            policy.load_state_dict(self._sft[sft_key])
+        else:
+            policy = pol.sft(policy, data, first, config, progress=self.progress)
+            self._sft[sft_key] = {k: v.clone() for k, v in policy.state_dict().items()}
+        return pol.preference_optimise(policy, data, first, config, conflict=conflict, progress=self.progress)
+
+    def run(self, rung: str, config: pol.POConfig, parts: Sequence[Part], score: Sequence[str] = ("test",),
+            conflict: torch.Tensor | None = None, keep: bool = False) -> Run:
+        """Train (or load) a policy and score the pools ``score``. ``keep`` also stores the
+        trained top blocks, so :meth:`policy_model` can rebuild it for generation."""
+        import time
+
+        from safetensors.torch import load_file, save
+
+        key = self._key(rung, config, parts, list(score),
+                        None if conflict is None else conflict.bool().tolist())
+        path = cache_dir("policies") / f"{key}.safetensors"
+        blocks = cache_dir("policies") / f"{key}-blocks.safetensors"
+        if path.exists() and (blocks.exists() or not keep):
+            try:
+                return _read_run(path)
+            except Exception as e:  # a truncated file: train again
+                import warnings
+
+                warnings.warn(f"policy run {path.name} is unreadable ({type(e).__name__}); training again")
+        t0 = time.perf_counter()
+        policy = self.train(rung, config, parts, conflict)
+        logps = {pool: pol.sequence_logps(policy, self.data(rung, pool)) for pool in score}
+        lengths = {pool: pol.pair_lengths(self.data(rung, pool).enc) for pool in score}
+        seconds = time.perf_counter() - t0
+        tensors = {f"logps.{k}": v.contiguous() for k, v in logps.items()}
+        tensors |= {f"lengths.{k}": v.contiguous() for k, v in lengths.items()}
+        if keep:
+            atomic_write_bytes(blocks, save({k: v.contiguous() for k, v in policy.state_dict().items()}))
+        atomic_write_bytes(path, save(tensors, metadata={"seconds": json.dumps(seconds), "rung": getattr(rung, "name", rung),
+                                                         "config": json.dumps(asdict(config))}))
+        return Run(logps, lengths, seconds)
+
+    def policy_model(self, rung: str, config: pol.POConfig, parts: Sequence[Part], score: Sequence[str] = ("test",),
+                     conflict: torch.Tensor | None = None):
+        """The whole causal LM of a kept run (for generation)."""
+        from safetensors.torch import load_file
+
+        key = self._key(rung, config, parts, list(score), None if conflict is None else conflict.bool().tolist())
+        path = cache_dir("policies") / f"{key}-blocks.safetensors"
+        if not path.exists():
+            raise FileNotFoundError(f"no kept policy for this run ({path.name}); call run(..., keep=True) first")
+        L = self.loaded(rung)
+        policy = pol.TopBlocksPolicy(L.model, self.S.k)
+        policy.load_state_dict(load_file(str(path)))
+        return pol.to_causal_lm(policy, L.model)
+
+
+def _read_run(path) -> Run:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        d = {k: f.get_tensor(k) for k in f.keys()}
+    logps = {k.split(".", 1)[1]: v for k, v in d.items() if k.startswith("logps.")}
+    lengths = {k.split(".", 1)[1]: v for k, v in d.items() if k.startswith("lengths.")}
+    if set(logps) != set(lengths) or not logps:
+        raise ValueError("incomplete run file")
+    return Run(logps, lengths, json.loads(meta["seconds"]))
