@@ -170,3 +170,22 @@ def test_policy_lab_trains_once_and_loads_after(tiny_hub_folders, isolated_cache
         lab.run(P.po.strong, cfg, [("w2s", None, torch.ones(3, dtype=torch.bool))])
     with pytest.raises(FileNotFoundError, match="kept policy"):
         lab.policy_model(P.po.strong, cfg.replace(seed=7), parts)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_cuda_matches_cpu(tiny_hub_folders):
+    lm = _lm(tiny_hub_folders)
+    data = _cached(lm, k=1)
+    first = torch.tensor([True, False, True, True, False, True])
+    cfg = pol.POConfig.for_loss("dpo", k=1, sft_lr=5e-3, po_lr=5e-3, po_epochs=2, batch_size=3, alpha=1.0)
+
+    def train_and_score():
+        policy = pol.sft(pol.TopBlocksPolicy(lm.model, 1), data, first, cfg, progress=False)
+        return pol.sequence_logps(pol.preference_optimise(policy, data, first, cfg, progress=False), data)
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    on_cpu = train_and_score()
+    lm.model.to("cuda")
+    on_gpu = train_and_score()
+    assert on_gpu.device.type == "cpu"
+    torch.testing.assert_close(on_gpu, on_cpu, rtol=1e-3, atol=1e-3)

@@ -52,6 +52,7 @@ class PolicyLab:
 
     def __init__(self, profile: Profile, progress: bool = True):
         self.P, self.S, self.progress = profile, profile.po, progress
+        self.device = models.resolve_device(profile.device)
         full = draw_pools(profile, helpful=True)
         sizes = {"gt": self.S.n_train, "w2s": self.S.n_train, "test": self.S.n_test, "helpful": self.S.n_helpful}
         self.pools: dict[str, list[PreferencePair]] = {k: full[k][:n] for k, n in sizes.items()}
@@ -64,7 +65,7 @@ class PolicyLab:
         """The rung (a name, or a :class:`models.Rung` such as a local stand-in) as a causal LM."""
         name = getattr(rung, "name", rung)
         if name not in self._loaded:
-            self._loaded[name] = models.load(rung, head="causal", dtype="float32", device="cpu")
+            self._loaded[name] = models.load(rung, head="causal", dtype="float32", device=self.device)
         return self._loaded[name]
 
     def data(self, rung: str, pool: str) -> pol.Cached:

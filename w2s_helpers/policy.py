@@ -355,8 +355,8 @@ def preference_optimise(policy: TopBlocksPolicy, data: Cached, first: torch.Tens
         for part, cfg in ((on, config), (~on, plain)):
             if part.any():
                 idx = b[part]
-                loss = loss + po_loss(lp[part], ref[idx].to(dev), lengths[idx].to(dev), first[idx].to(dev),
-                                      cfg) * part.sum() / len(batch)
+                loss = loss + po_loss(lp[part.to(dev)], ref[idx].to(dev), lengths[idx].to(dev), first[idx].to(dev),
+                                      cfg) * (int(part.sum()) / len(batch))
         opt.zero_grad()
         loss.backward()
         opt.step()
