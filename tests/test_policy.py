@@ -91,6 +91,16 @@ def test_our_loss_matches_trl_at_alpha_zero(tiny_hub_folders, loss):
         assert abs(swapped - theirs) > 1e-4
 
 
+def test_our_sft_loss_matches_trl(tiny_hub_folders):
+    lm = _lm(tiny_hub_folders)
+    enc = pol.encode_pairs(lm.tokenizer, PAIRS)
+    lp = pol.full_logps(lm.model, enc)
+    ours = (-lp[:, 0].sum() / pol.pair_lengths(enc)[:, 0].sum()).item()
+    assert ours == pytest.approx(pol.trl_sft_loss(lm.model, lm.tokenizer, PAIRS), abs=1e-5)
+    per_sequence = (-(lp[:, 0] / pol.pair_lengths(enc)[:, 0]).mean()).item()   # a plausible wrong average
+    assert abs(per_sequence - ours) > 1e-4
+
+
 @pytest.mark.parametrize("loss", ["dpo", "simpo"])
 def test_sft_then_preference_learns_the_training_order(tiny_hub_folders, loss):
     lm = _lm(tiny_hub_folders)

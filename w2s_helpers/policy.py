@@ -443,6 +443,32 @@ def trl_loss(model: nn.Module, tokenizer, pairs: Sequence[PreferencePair], loss:
     return float(value)
 
 
+def trl_sft_loss(model: nn.Module, tokenizer, pairs: Sequence[PreferencePair]) -> float:
+    """trl's ``SFTTrainer`` loss (completion-only, mean over response tokens) on one batch of the
+    pairs' chosen responses; the course's SFT loss on the same batch is
+    ``-full_logps(model, enc)[:, 0].sum() / pair_lengths(enc)[:, 0].sum()``."""
+    import tempfile
+    import warnings
+
+    import datasets
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    datasets.disable_progress_bars()
+    rows = [{"prompt": prompt_text(p), "completion": " " + p.chosen} for p in pairs]
+    with tempfile.TemporaryDirectory() as out, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        args = SFTConfig(output_dir=out, per_device_train_batch_size=len(pairs), bf16=False, report_to="none",
+                         max_length=None, use_cpu=next(model.parameters()).device.type == "cpu",
+                         gradient_checkpointing=False, completion_only_loss=True)
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+        batch = next(iter(trainer.get_train_dataloader()))
+        model.eval()
+        with torch.no_grad():
+            value = trainer.compute_loss(trainer.model, batch)
+    return float(value)
+
+
 def to_causal_lm(policy: TopBlocksPolicy, causal_lm: nn.Module) -> nn.Module:
     """A copy of ``causal_lm`` whose top k blocks and final norm are the policy's (to generate)."""
     import copy
