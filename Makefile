@@ -40,6 +40,7 @@ bench: setup           ## benchmarks (ratios against baselines measured in the s
 	$(BIN)/python bench/bench_features.py
 	$(BIN)/python bench/bench_regimes.py
 	$(BIN)/python bench/bench_metrics.py
+	$(BIN)/python bench/bench_policy.py
 
 lab: models            ## open the course in JupyterLab
 	$(BIN)/jupyter lab notebooks/
