@@ -151,11 +151,48 @@ def test_explicit_term_acts_only_on_marked_pairs_and_same_seed_same_policy(tiny_
     assert not torch.equal(plain, train(cfg.replace(alpha=5.0)))                   # mask on: the term acts
 
 
-def _tiny_profile(folders):
-    rung = _rung(folders, "llama")
+def _tiny_profile(folders, arch="llama", **kw):
+    rung = _rung(folders, arch)
     po = profiles.POSettings(weak=rung, strong=rung, n_train=6, n_test=5, n_helpful=3, max_prompt=16,
-                             max_response=8, k=1, batch_size=3)
+                             max_response=8, k=1, batch_size=3, **kw)
     return profiles.get("ci").replace(po=po)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "opt"])
+@pytest.mark.parametrize("lora_r", [0, 4])
+def test_whole_model_policies_learn_the_training_order(tiny_hub_folders, arch, lora_r):
+    lm = _lm(tiny_hub_folders, arch)
+    data = pol.Tokens(pol.encode_pairs(lm.tokenizer, PAIRS), lm.tokenizer.pad_token_id)
+    base = pol.WholePolicy(lm.model)
+    before = pol.sequence_logps(base, data)
+    with torch.no_grad():   # batched and padded == one unpadded sequence at a time
+        one = [torch.log_softmax(lm.model(input_ids=torch.tensor([s])).logits[0, st - 1:-1], -1)
+               .gather(-1, torch.tensor(s[st:])[:, None]).sum() for s, st in zip(data.enc.ids, data.enc.starts.tolist())]
+    torch.testing.assert_close(before.T.flatten(), torch.stack(one), rtol=1e-5, atol=1e-4)
+    cfg = pol.POConfig.for_loss("dpo", lora_r=lora_r, sft_lr=1e-2, po_lr=1e-2, po_epochs=5, batch_size=3)
+    first = torch.ones(len(PAIRS), dtype=torch.bool)
+    trained = pol.preference_optimise(pol.sft(base, data, first, cfg, progress=False), data, first, cfg, progress=False)
+    after = pol.sequence_logps(trained, data)
+    assert ((after[:, 0] - after[:, 1]) > (before[:, 0] - before[:, 1])).all()
+    assert not any(p.requires_grad for p in trained.parameters())
+    assert type(trained.lm) is type(lm.model)                       # adapters merged away
+    head = trained.lm.get_output_embeddings().weight
+    # LoRA leaves the LM head alone; full fine-tuning trains it (GPT-2 ties it to the embeddings)
+    assert torch.equal(head, lm.model.get_output_embeddings().weight) == (lora_r > 0)
+    with pytest.raises(ValueError, match="whole models"):
+        pol._with_lora(pol.TopBlocksPolicy(_lm(tiny_hub_folders).model, 1), cfg.replace(lora_r=0), 0)
+
+
+def test_policy_lab_whole_regime_trains_keeps_and_generates(tiny_hub_folders, isolated_cache):
+    P = _tiny_profile(tiny_hub_folders, "gpt2", regime="whole", lora_r=0)
+    lab = po_lab.PolicyLab(P, progress=False)
+    assert isinstance(lab.data(P.po.strong, "test"), pol.Tokens)
+    cfg = pol.POConfig.for_loss("dpo", lora_r=0, batch_size=3, po_epochs=2)
+    parts = [("gt", None, True)]
+    run = lab.run(P.po.strong, cfg, parts, keep=True)
+    assert run.logps["test"].shape == (5, 2)
+    model = lab.policy_model(P.po.strong, cfg, parts)
+    assert pol.generate(model, lab.loaded(P.po.strong).tokenizer, ["hi"], max_new_tokens=3)[0] is not None
 
 
 def test_policy_lab_trains_once_and_loads_after(tiny_hub_folders, isolated_cache, monkeypatch):
@@ -183,14 +220,19 @@ def test_policy_lab_trains_once_and_loads_after(tiny_hub_folders, isolated_cache
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_training_on_cuda_matches_cpu(tiny_hub_folders):
-    lm = _lm(tiny_hub_folders)
-    data = _cached(lm, k=1)
+@pytest.mark.parametrize("regime", ["top_blocks", "whole"])
+def test_training_on_cuda_matches_cpu(tiny_hub_folders, regime):
+    lm = _lm(tiny_hub_folders, "llama" if regime == "top_blocks" else "gpt2")
+    if regime == "top_blocks":
+        data, make = _cached(lm, k=1), lambda: pol.TopBlocksPolicy(lm.model, 1)
+    else:
+        data, make = pol.Tokens(pol.encode_pairs(lm.tokenizer, PAIRS), lm.tokenizer.pad_token_id), lambda: pol.WholePolicy(lm.model)
     first = torch.tensor([True, False, True, True, False, True])
-    cfg = pol.POConfig.for_loss("dpo", k=1, sft_lr=5e-3, po_lr=5e-3, po_epochs=2, batch_size=3, alpha=1.0)
+    cfg = pol.POConfig.for_loss("dpo", k=1, sft_lr=5e-3, po_lr=5e-3, po_epochs=2, batch_size=3, alpha=1.0,
+                                lora_r=16 if regime == "top_blocks" else 0)
 
     def train_and_score():
-        policy = pol.sft(pol.TopBlocksPolicy(lm.model, 1), data, first, cfg, progress=False)
+        policy = pol.sft(make(), data, first, cfg, progress=False)
         return pol.sequence_logps(pol.preference_optimise(policy, data, first, cfg, progress=False), data)
 
     torch.backends.cuda.matmul.allow_tf32 = False

@@ -68,17 +68,29 @@ class PolicyLab:
             self._loaded[name] = models.load(rung, head="causal", dtype="float32", device=self.device)
         return self._loaded[name]
 
-    def data(self, rung: str, pool: str) -> pol.Cached:
-        """Encoded pairs of ``pool`` with the cached inputs of block L-k of ``rung``."""
+    def data(self, rung: str, pool: str) -> "pol.Cached | pol.Tokens":
+        """Encoded pairs of ``pool``: with the cached inputs of block L-k of ``rung`` (top_blocks),
+        or as token ids alone (whole)."""
         key = (getattr(rung, "name", rung), pool)
         if key not in self._data:
             L = self.loaded(rung)
             enc = pol.encode_pairs(L.tokenizer, self.pools[pool], self.S.max_prompt, self.S.max_response)
-            self._data[key] = pol.cached(L, enc, self.S.k, progress=self.progress)
+            self._data[key] = (pol.Tokens(enc, L.tokenizer.pad_token_id) if self.S.regime == "whole"
+                               else pol.cached(L, enc, self.S.k, progress=self.progress))
         return self._data[key]
+
+    def base_policy(self, rung) -> "pol.TopBlocksPolicy | pol.WholePolicy":
+        """The untrained policy of ``rung`` in the profile's regime."""
+        L = self.loaded(rung)
+        if self.S.regime == "whole":
+            return pol.WholePolicy(L.model)
+        if self.S.regime != "top_blocks":
+            raise ValueError(f"policy regime must be 'top_blocks' or 'whole', got {self.S.regime!r}")
+        return pol.TopBlocksPolicy(L.model, self.S.k)
 
     def _training_set(self, rung: str, parts: Sequence[Part]) -> tuple[pol.Cached, torch.Tensor]:
         datas, firsts = [], []
+        kind = pol.Tokens if self.S.regime == "whole" else pol.Cached
         for pool, idx, first in parts:
             d = self.data(rung, pool)
             idx = list(range(len(d))) if idx is None else list(idx)
@@ -87,7 +99,7 @@ class PolicyLab:
             firsts.append(f.expand(len(idx)) if f.ndim == 0 else f)
             if len(firsts[-1]) != len(idx):
                 raise ValueError(f"part {pool!r}: {len(idx)} pairs but {len(firsts[-1])} labels")
-        return pol.Cached.cat(datas), torch.cat(firsts)
+        return kind.cat(datas), torch.cat(firsts)
 
     def _key(self, rung: str, config: pol.POConfig, parts: Sequence[Part], *extra) -> str:
         described = [(pool, None if idx is None else list(idx),
@@ -107,15 +119,14 @@ class PolicyLab:
         explicit term may act on (default: all; the helpful pairs of the implicit setting never
         carry it because that setting has alpha = 0)."""
         data, first = self._training_set(rung, parts)
-        L = self.loaded(rung)
-        policy = pol.TopBlocksPolicy(L.model, self.S.k)
+        policy = self.base_policy(rung)
         sft_key = self._key(rung, config.replace(loss="sft", beta=0.0, gamma=0.0, alpha=0.0, po_lr=0.0,
                                                  po_epochs=0), parts)
         if sft_key in self._sft:
             policy.load_state_dict(self._sft[sft_key])
         else:
             policy = pol.sft(policy, data, first, config, progress=self.progress)
-            self._sft[sft_key] = {k: v.clone() for k, v in policy.state_dict().items()}
+            self._sft[sft_key] = {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()}
         return pol.preference_optimise(policy, data, first, config, conflict=conflict, progress=self.progress)
 
     def run(self, rung: str, config: pol.POConfig, parts: Sequence[Part], score: Sequence[str] = ("test",),
@@ -145,7 +156,9 @@ class PolicyLab:
         tensors = {f"logps.{k}": v.contiguous() for k, v in logps.items()}
         tensors |= {f"lengths.{k}": v.contiguous() for k, v in lengths.items()}
         if keep:
-            atomic_write_bytes(blocks, save({k: v.contiguous() for k, v in policy.state_dict().items()}))
+            # (cloned: tied weights share storage, which safetensors refuses)
+            atomic_write_bytes(blocks, save({k: v.detach().cpu().contiguous().clone()
+                                             for k, v in policy.state_dict().items()}))
         atomic_write_bytes(path, save(tensors, metadata={"seconds": json.dumps(seconds), "rung": getattr(rung, "name", rung),
                                                          "config": json.dumps(asdict(config))}))
         return Run(logps, lengths, seconds)
@@ -159,10 +172,11 @@ class PolicyLab:
         path = cache_dir("policies") / f"{key}-blocks.safetensors"
         if not path.exists():
             raise FileNotFoundError(f"no kept policy for this run ({path.name}); call run(..., keep=True) first")
-        L = self.loaded(rung)
-        policy = pol.TopBlocksPolicy(L.model, self.S.k)
+        policy = self.base_policy(rung)
         policy.load_state_dict(load_file(str(path)))
-        return pol.to_causal_lm(policy, L.model)
+        if isinstance(policy, pol.WholePolicy):
+            return policy.lm.eval()
+        return pol.to_causal_lm(policy, self.loaded(rung).model)
 
 
 def _read_run(path) -> Run:

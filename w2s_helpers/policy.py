@@ -152,6 +152,72 @@ class TopBlocksPolicy(TopBlocks):
         return token_logps(self.hidden(h, mask), self.head_weight, ids, starts)
 
 
+class WholePolicy(nn.Module):
+    """A whole causal LM as a policy (the ``paper`` profile, GPUs): every weight is trained
+    (``lora_r = 0``) or LoRA goes on every linear layer. Works for any causal LM (GPT-2, OPT,
+    Llama, ...): log-probs come from the model's own logits.
+
+    logps(x [B, T] right-padded ids, mask [B, T], ids, starts) -> [B] summed response log-probs.
+    """
+
+    def __init__(self, causal_lm: nn.Module):
+        super().__init__()
+        import copy
+
+        self.lm = copy.deepcopy(causal_lm)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.lm.parameters()).device
+
+    def logps(self, x: torch.Tensor, mask: torch.Tensor, ids: Sequence[list[int]], starts: torch.Tensor) -> torch.Tensor:
+        return lm_logps(self.lm, x, mask, ids, starts)
+
+
+def lm_logps(lm: nn.Module, x: torch.Tensor, mask: torch.Tensor, ids: Sequence[list[int]],
+             starts: torch.Tensor) -> torch.Tensor:
+    """Summed response log-probs [B] of any causal LM from its logits (x, mask: [B, T], right padding)."""
+    logits = lm(input_ids=x, attention_mask=mask, use_cache=False).logits              # [B, T, V]
+    rows, pos, tgt = _response_targets(ids, starts, x.shape[1])
+    dev = logits.device
+    nll = F.cross_entropy(logits[rows.to(dev), pos.to(dev)].float(), tgt.to(dev), reduction="none")
+    return -torch.zeros(len(ids), device=dev).index_add(0, rows.to(dev), nll)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Encoded pairs as token ids only (for :class:`WholePolicy`; nothing is cached)."""
+
+    enc: Encoded
+    pad_id: int
+
+    def __len__(self) -> int:
+        return len(self.enc)
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return torch.tensor([len(s) for s in self.enc.ids])
+
+    def batch(self, rows: Sequence[int], device: str = "cpu"):
+        """(x [B, T], mask [B, T], ids, starts) of sequences ``rows`` (0..2N-1)."""
+        from .top_blocks import _pad
+
+        ids = [self.enc.ids[r] for r in rows]
+        x, mask = _pad(ids, self.pad_id)
+        return x.to(device), mask.to(device), ids, self.enc.starts[list(rows)]
+
+    def take(self, idx: Sequence[int]) -> "Tokens":
+        return Tokens(self.enc.take(idx), self.pad_id)
+
+    @staticmethod
+    def cat(parts: Sequence["Tokens"]) -> "Tokens":
+        return Tokens(Encoded.cat([p.enc for p in parts]), parts[0].pad_id)
+
+
+def _device(policy: nn.Module) -> torch.device:
+    return policy.device if isinstance(policy, WholePolicy) else policy.head_weight.device
+
+
 @dataclass(frozen=True)
 class Cached:
     """Encoded pairs with the cached inputs of block L-k of all 2N sequences."""
@@ -161,6 +227,11 @@ class Cached:
 
     def __len__(self) -> int:
         return len(self.enc)
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """[2N] tokens per sequence."""
+        return self.acts.lengths
 
     def batch(self, rows: Sequence[int], device: str = "cpu"):
         """(h [B, T, H], mask [B, T], ids, starts) of sequences ``rows`` (0..2N-1)."""
@@ -208,13 +279,16 @@ def _length_batches(lengths: torch.Tensor, batch_size: int) -> list[list[int]]:
 
 
 @torch.no_grad()
-def sequence_logps(policy: TopBlocksPolicy, data: Cached, batch_size: int = 16) -> torch.Tensor:
+def sequence_logps(policy: "TopBlocksPolicy | WholePolicy", data: "Cached | Tokens", batch_size: int = 16) -> torch.Tensor:
     """Summed response log-probs [N, 2] (column 0: chosen, 1: rejected), batched by length."""
     n = len(data)
     out = torch.empty(2 * n)
-    dev = policy.head_weight.device
-    for rows in _length_batches(data.acts.lengths, batch_size):
+    dev = _device(policy)
+    was_training = policy.training
+    policy.eval()
+    for rows in _length_batches(data.lengths, batch_size):
         out[rows] = policy.logps(*data.batch(rows, dev)).float().cpu()
+    policy.train(was_training)
     return torch.stack([out[:n], out[n:]], 1)
 
 
@@ -268,12 +342,36 @@ class POConfig:
         return dataclasses.replace(self, **kw)
 
 
-def _with_lora(policy: TopBlocksPolicy, config: POConfig, seed: int):
+def _with_lora(policy, config: POConfig, seed: int):
+    """The model to train: ``policy`` with fresh LoRA adapters (top blocks: their linear layers;
+    a whole model: every linear layer but the LM head), or itself when ``config.lora_r == 0``
+    (full fine-tuning, whole models only)."""
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(seed)
+    if config.lora_r == 0:
+        if not isinstance(policy, WholePolicy):
+            raise ValueError("full fine-tuning (lora_r = 0) is for whole models; top blocks train through LoRA")
+        for p in policy.parameters():      # dropout stays off (eval mode), as in trl
+            p.requires_grad_(True)
+        return policy
+    if isinstance(policy, WholePolicy):   # on the transformers model itself, so peft leaves the LM head out
+        policy.lm = get_peft_model(policy.lm, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                                                         lora_dropout=0.0, target_modules="all-linear"))
+        return policy
     return get_peft_model(policy, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
                                              target_modules=LORA_TARGETS))
+
+
+def _finish(model, policy):
+    """Merge LoRA adapters into the weights (full fine-tuning: nothing to merge); eval mode."""
+    if isinstance(policy, WholePolicy):
+        if hasattr(policy.lm, "merge_and_unload"):
+            policy.lm = policy.lm.merge_and_unload()
+        for p in policy.parameters():
+            p.requires_grad_(False)
+        return policy.eval()
+    return model.merge_and_unload().eval()
 
 
 def _schedule(opt, steps: int, warmup: float):
@@ -301,7 +399,7 @@ def sft(policy: TopBlocksPolicy, data: Cached, first: torch.Tensor, config: POCo
     opt = torch.optim.AdamW(params, lr=config.sft_lr, weight_decay=0.0)
     steps = _steps(n, config.sft_epochs, config.batch_size, config.seed)
     sched = _schedule(opt, len(steps), config.warmup)
-    dev = policy.head_weight.device
+    dev = _device(policy)
     for batch in tqdm(steps, desc="SFT", disable=not progress, leave=False):
         rows = [i if bool(first[i]) else n + i for i in batch]
         h, mask, ids, starts = data.batch(rows, dev)
@@ -311,7 +409,7 @@ def sft(policy: TopBlocksPolicy, data: Cached, first: torch.Tensor, config: POCo
         loss.backward()
         opt.step()
         sched.step()
-    return model.merge_and_unload().eval()
+    return _finish(model, policy)
 
 
 def po_loss(logps: torch.Tensor, ref: torch.Tensor, lengths: torch.Tensor, first: torch.Tensor,
@@ -344,7 +442,7 @@ def preference_optimise(policy: TopBlocksPolicy, data: Cached, first: torch.Tens
     opt = torch.optim.AdamW(params, lr=config.po_lr, weight_decay=0.0)
     steps = _steps(n, config.po_epochs, config.batch_size, config.seed + 1)
     sched = _schedule(opt, len(steps), config.warmup)
-    dev = policy.head_weight.device
+    dev = _device(policy)
     plain = config.replace(alpha=0.0)
     for batch in tqdm(steps, desc=config.loss.upper(), disable=not progress, leave=False):
         lp = policy.logps(*data.batch(batch + [n + i for i in batch], dev))
@@ -361,7 +459,7 @@ def preference_optimise(policy: TopBlocksPolicy, data: Cached, first: torch.Tens
         loss.backward()
         opt.step()
         sched.step()
-    return model.merge_and_unload().eval()
+    return _finish(model, policy)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,16 +468,11 @@ def preference_optimise(policy: TopBlocksPolicy, data: Cached, first: torch.Tens
 @torch.no_grad()
 def full_logps(model: nn.Module, enc: Encoded, batch_size: int = 8) -> torch.Tensor:
     """Summed response log-probs [N, 2] from a whole causal LM (right padding, by length)."""
-    from .top_blocks import _pad
-
-    n = len(enc)
-    out = torch.empty(2 * n)
     dev = next(model.parameters()).device
-    for rows in _length_batches(torch.tensor([len(s) for s in enc.ids]), batch_size):
-        ids = [enc.ids[r] for r in rows]
-        x, mask = _pad(ids, 0)
-        states = model.model(input_ids=x.to(dev), attention_mask=mask.to(dev), use_cache=False).last_hidden_state
-        out[rows] = token_logps(states, model.get_output_embeddings().weight, ids, enc.starts[rows]).float().cpu()
+    data = Tokens(enc, 0)
+    n, out = len(enc), torch.empty(2 * len(enc))
+    for rows in _length_batches(data.lengths, batch_size):
+        out[rows] = lm_logps(model, *data.batch(rows, dev)).float().cpu()
     return torch.stack([out[:n], out[n:]], 1)
 
 

@@ -27,9 +27,13 @@ class POSettings:
     n_helpful: int             # helpful pairs added in the implicit setting
     max_prompt: int            # prompt tokens kept (the last ones)
     max_response: int          # response tokens kept (the first ones)
-    k: int = 2                 # top blocks trained through LoRA
+    k: int = 2                 # top blocks trained through LoRA (regime "top_blocks")
     batch_size: int = 8
-    lr: float = 3e-4           # LoRA learning rate of both stages
+    lr: float = 3e-4           # learning rate of both stages
+    regime: str = "top_blocks" # "top_blocks": LoRA on the top k blocks over cached activations (CPU);
+                               # "whole": the whole model (GPU), every weight (lora_r = 0) or LoRA
+    lora_r: int = 16           # LoRA rank; 0 = full fine-tuning ("whole" only)
+    dpo_epochs: int = 1        # epochs of the DPO stage (paper: 3; SimPO and SFT: 1)
     alpha: float = 0.5         # explicit conflict weight (paper: 0.5)
     seeds: tuple[int, ...] = (0,)
     n_generate: int = 3        # prompts of each kind answered side by side
@@ -97,6 +101,9 @@ PROFILES: dict[str, Profile] = {
         regime="finetune", seeds=(0, 1, 2),
         features=FeatureSpec(pooling="last", max_length=512, dtype="bfloat16", batch_size=32),
         device="auto", num_threads=None, lr=1e-5, batch_size=32, epochs=1,
+        po=POSettings(weak="gpt2", strong="gpt2-large", n_train=4000, n_test=4000, n_helpful=4000,
+                      max_prompt=256, max_response=256, batch_size=32, lr=1e-6, regime="whole", lora_r=0,
+                      dpo_epochs=3, n_generate=5, max_new_tokens=64),
         description="the paper's scale: GPT-2 ladder from the hub, 4000 pairs per split, GPU(s), max length 512",
     ),
 }
