@@ -11,7 +11,8 @@ bottom L - k blocks stay frozen, their output for every sequence is computed onc
 and LoRA adapters (peft) are trained on the top k blocks only. The frozen LM head turns the top
 blocks' states into log-probs of the response tokens. SFT and the preference stage both train
 the top blocks, so the cache serves every model trained from one base. ``check_policy_forward``
-checks the partial forward against the full model's log-probs.
+checks the partial forward against the full model's log-probs. On GPUs (the ``paper`` profile)
+:class:`WholePolicy` trains whole models, every weight or LoRA, through the same loop.
 
 Tokenisation follows trl's DPOTrainer: the prompt is ``"\\n\\nHuman: ...\\n\\nAssistant:"``, the
 completion is what ``tokenize(prompt + response)`` adds after the common prefix, plus EOS.
@@ -386,8 +387,8 @@ def _steps(n: int, epochs: int, batch_size: int, seed: int) -> list[list[int]]:
             for perm in [torch.randperm(n, generator=g).tolist()] for i in range(0, n, batch_size)]
 
 
-def sft(policy: TopBlocksPolicy, data: Cached, first: torch.Tensor, config: POConfig,
-        progress: bool = True) -> TopBlocksPolicy:
+def sft(policy: "TopBlocksPolicy | WholePolicy", data: "Cached | Tokens", first: torch.Tensor, config: POConfig,
+        progress: bool = True):
     """Supervised fine-tuning on the preferred response of each pair (the first slot where
     ``first`` [N] is True, else the second): mean NLL per response token. Returns the policy
     with the adapter merged in."""
@@ -426,8 +427,8 @@ def po_loss(logps: torch.Tensor, ref: torch.Tensor, lengths: torch.Tensor, first
     return po_losses.simpo_explicit_loss(avg[:, 0], avg[:, 1], first, config.alpha, config.beta, config.gamma)
 
 
-def preference_optimise(policy: TopBlocksPolicy, data: Cached, first: torch.Tensor, config: POConfig,
-                        conflict: torch.Tensor | None = None, progress: bool = True) -> TopBlocksPolicy:
+def preference_optimise(policy: "TopBlocksPolicy | WholePolicy", data: "Cached | Tokens", first: torch.Tensor,
+                        config: POConfig, conflict: torch.Tensor | None = None, progress: bool = True):
     """DPO or SimPO on pairs labelled by ``first`` [N]; the reference (DPO) is ``policy`` as
     given (the SFT model), its log-probs computed once. ``conflict`` [N] marks the pairs the
     explicit term may act on (default: all). Returns the policy with the adapter merged in."""
