@@ -109,6 +109,10 @@ class PolicyLab:
                             [p.source for k in sorted(self.pools) for p in self.pools[k]], PO_LAB_VERSION, *extra,
                             length=24)
 
+    def _run_key(self, rung, config: pol.POConfig, parts: Sequence[Part], score: Sequence[str],
+                 conflict: torch.Tensor | None) -> str:
+        return self._key(rung, config, parts, list(score), None if conflict is None else conflict.bool().tolist())
+
     # -- training ------------------------------------------------------------------------------
     def train(self, rung: str, config: pol.POConfig, parts: Sequence[Part],
               conflict: torch.Tensor | None = None) -> pol.TopBlocksPolicy:
@@ -135,10 +139,9 @@ class PolicyLab:
         trained top blocks, so :meth:`policy_model` can rebuild it for generation."""
         import time
 
-        from safetensors.torch import load_file, save
+        from safetensors.torch import save
 
-        key = self._key(rung, config, parts, list(score),
-                        None if conflict is None else conflict.bool().tolist())
+        key = self._run_key(rung, config, parts, score, conflict)
         path = cache_dir("policies") / f"{key}.safetensors"
         blocks = cache_dir("policies") / f"{key}-blocks.safetensors"
         if path.exists() and (blocks.exists() or not keep):
@@ -168,8 +171,7 @@ class PolicyLab:
         """The whole causal LM of a kept run (for generation)."""
         from safetensors.torch import load_file
 
-        key = self._key(rung, config, parts, list(score), None if conflict is None else conflict.bool().tolist())
-        path = cache_dir("policies") / f"{key}-blocks.safetensors"
+        path = cache_dir("policies") / f"{self._run_key(rung, config, parts, score, conflict)}-blocks.safetensors"
         if not path.exists():
             raise FileNotFoundError(f"no kept policy for this run ({path.name}); call run(..., keep=True) first")
         policy = self.base_policy(rung)

@@ -30,8 +30,8 @@ from torch import nn
 
 from . import po_losses
 from .data import PreferencePair
-from .store import atomic_write_bytes, cache_dir, content_hash
-from .top_blocks import Activations, TopBlocks, activations_of_ids
+from .store import content_hash
+from .top_blocks import Activations, TopBlocks, activations_of_ids, cached_activations, epoch_batches
 
 POLICY_VERSION = "1"
 LORA_TARGETS = r".*blocks\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
@@ -111,7 +111,7 @@ def encode_pairs(tokenizer, pairs: Sequence[PreferencePair], max_prompt: int | N
     return Encoded(seqs, torch.tensor(starts))
 
 
-def _response_targets(ids: Sequence[list[int]], starts: torch.Tensor, t: int):
+def _response_targets(ids: Sequence[list[int]], starts: torch.Tensor):
     """Flat index of every response token: (row [M], position predicting it [M], target id [M])."""
     rows, pos, tgt = [], [], []
     for r, (s, st) in enumerate(zip(ids, starts.tolist())):
@@ -129,11 +129,15 @@ def token_logps(states: torch.Tensor, head_weight: torch.Tensor, ids: Sequence[l
     Only response positions go through the head (the vocabulary is the costly part), and
     ``cross_entropy`` fuses the log-softmax with the gather.
     """
-    rows, pos, tgt = _response_targets(ids, starts, states.shape[1])
-    dev = states.device
-    logits = states[rows.to(dev), pos.to(dev)] @ head_weight.T                   # [M, V]
-    nll = F.cross_entropy(logits.float(), tgt.to(dev), reduction="none")         # [M]
-    return -torch.zeros(len(ids), device=dev).index_add(0, rows.to(dev), nll)
+    return _summed_logps(lambda rows, pos: states[rows, pos] @ head_weight.T, ids, starts, states.device)
+
+
+def _summed_logps(logits_at, ids: Sequence[list[int]], starts: torch.Tensor, dev) -> torch.Tensor:
+    """[B] summed log-probs of the response tokens; ``logits_at(rows, pos)`` gives the logits
+    [M, V] that predict them (cross_entropy fuses the log-softmax with the gather)."""
+    rows, pos, tgt = (t.to(dev) for t in _response_targets(ids, starts))
+    nll = F.cross_entropy(logits_at(rows, pos).float(), tgt, reduction="none")             # [M]
+    return -torch.zeros(len(ids), device=dev).index_add(0, rows, nll)
 
 
 class TopBlocksPolicy(TopBlocks):
@@ -179,10 +183,7 @@ def lm_logps(lm: nn.Module, x: torch.Tensor, mask: torch.Tensor, ids: Sequence[l
              starts: torch.Tensor) -> torch.Tensor:
     """Summed response log-probs [B] of any causal LM from its logits (x, mask: [B, T], right padding)."""
     logits = lm(input_ids=x, attention_mask=mask, use_cache=False).logits              # [B, T, V]
-    rows, pos, tgt = _response_targets(ids, starts, x.shape[1])
-    dev = logits.device
-    nll = F.cross_entropy(logits[rows.to(dev), pos.to(dev)].float(), tgt.to(dev), reduction="none")
-    return -torch.zeros(len(ids), device=dev).index_add(0, rows.to(dev), nll)
+    return _summed_logps(lambda rows, pos: logits[rows, pos], ids, starts, logits.device)
 
 
 @dataclass(frozen=True)
@@ -253,24 +254,12 @@ class Cached:
 
 def cached(loaded, enc: Encoded, k: int, batch_size: int = 16, progress: bool = True) -> Cached:
     """:func:`top_blocks.activations_of_ids` for all 2N sequences, through the disk cache
-    (keyed by model fingerprint, token ids and k; atomic writes; a corrupt entry is recomputed)."""
-    import warnings
-
-    from safetensors.torch import load_file, save
-
+    (:func:`top_blocks.cached_activations`, keyed by model fingerprint, token ids and k)."""
     key = content_hash(loaded.fingerprint, enc.ids, k, POLICY_VERSION, length=24)
-    path = cache_dir("activations") / f"policy-{key}.safetensors"
-    if path.exists():
-        try:
-            d = load_file(str(path))
-            acts = Activations(d["tokens"], d["lengths"])
-            if acts.lengths.tolist() == [len(s) for s in enc.ids] and int(acts.lengths.sum()) == len(acts.tokens):
-                return Cached(enc, acts)
-            warnings.warn(f"activation cache entry {path.name} does not match its key; recomputing")
-        except Exception as e:
-            warnings.warn(f"activation cache entry {path.name} is unreadable ({type(e).__name__}); recomputing")
-    acts = activations_of_ids(loaded.model, enc.ids, k, loaded.tokenizer.pad_token_id, batch_size, progress)
-    atomic_write_bytes(path, save({"tokens": acts.tokens.contiguous(), "lengths": acts.lengths}))
+    acts = cached_activations(
+        f"policy-{key}.safetensors", len(enc.ids),
+        lambda: activations_of_ids(loaded.model, enc.ids, k, loaded.tokenizer.pad_token_id, batch_size, progress),
+        lengths=[len(s) for s in enc.ids])
     return Cached(enc, acts)
 
 
@@ -381,12 +370,6 @@ def _schedule(opt, steps: int, warmup: float):
         opt, lambda s: (s + 1) / w if s < w else max(0.0, (steps - s) / max(1, steps - w)))
 
 
-def _steps(n: int, epochs: int, batch_size: int, seed: int) -> list[list[int]]:
-    g = torch.Generator().manual_seed(seed)
-    return [perm[i:i + batch_size] for _ in range(epochs)
-            for perm in [torch.randperm(n, generator=g).tolist()] for i in range(0, n, batch_size)]
-
-
 def sft(policy: "TopBlocksPolicy | WholePolicy", data: "Cached | Tokens", first: torch.Tensor, config: POConfig,
         progress: bool = True):
     """Supervised fine-tuning on the preferred response of each pair (the first slot where
@@ -398,7 +381,7 @@ def sft(policy: "TopBlocksPolicy | WholePolicy", data: "Cached | Tokens", first:
     model = _with_lora(policy, config, config.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.sft_lr, weight_decay=0.0)
-    steps = _steps(n, config.sft_epochs, config.batch_size, config.seed)
+    steps = epoch_batches(n, config.sft_epochs, config.batch_size, config.seed)
     sched = _schedule(opt, len(steps), config.warmup)
     dev = _device(policy)
     for batch in tqdm(steps, desc="SFT", disable=not progress, leave=False):
@@ -441,7 +424,7 @@ def preference_optimise(policy: "TopBlocksPolicy | WholePolicy", data: "Cached |
     model = _with_lora(policy, config, config.seed + 1)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.po_lr, weight_decay=0.0)
-    steps = _steps(n, config.po_epochs, config.batch_size, config.seed + 1)
+    steps = epoch_batches(n, config.po_epochs, config.batch_size, config.seed + 1)
     sched = _schedule(opt, len(steps), config.warmup)
     dev = _device(policy)
     plain = config.replace(alpha=0.0)

@@ -155,31 +155,46 @@ def activations_of_ids(model: nn.Module, ids: Sequence[list[int]], k: int, pad_i
 
 def activations(loaded, texts: Sequence[str], k: int, max_length: int, batch_size: int = 16,
                 progress: bool = True) -> Activations:
-    """:func:`compute_activations` through the disk cache (safetensors, atomic writes).
+    """:func:`compute_activations` through the disk cache (:func:`cached_activations`), keyed by
+    the model fingerprint, the texts, k, max_length and this module's version."""
+    from .features import texts_hash
 
-    Keyed by the model fingerprint, the texts, k, max_length and this module's version; a
-    corrupt entry is recomputed with a warning.
+    key = content_hash(loaded.fingerprint, texts_hash(texts), k, max_length, TOP_BLOCKS_VERSION, length=24)
+    return cached_activations(f"{key}.safetensors", len(texts),
+                              lambda: compute_activations(loaded, texts, k, max_length, batch_size, progress))
+
+
+def cached_activations(name: str, n: int, compute, lengths: Sequence[int] | None = None) -> Activations:
+    """``compute()`` once, stored as ``<cache>/activations/name`` (safetensors, atomic writes).
+
+    A stored entry is used when it holds ``n`` texts (and, if given, exactly ``lengths`` tokens
+    each); a mismatched or unreadable entry is recomputed with a warning.
     """
     import warnings
 
     from safetensors.torch import load_file, save
 
-    from .features import texts_hash
-
-    key = content_hash(loaded.fingerprint, texts_hash(texts), k, max_length, TOP_BLOCKS_VERSION, length=24)
-    path: Path = cache_dir("activations") / f"{key}.safetensors"
+    path: Path = cache_dir("activations") / name
     if path.exists():
         try:
             d = load_file(str(path))
             acts = Activations(d["tokens"], d["lengths"])
-            if len(acts) == len(texts) and int(acts.lengths.sum()) == len(acts.tokens):
+            if (len(acts) == n and int(acts.lengths.sum()) == len(acts.tokens)
+                    and (lengths is None or acts.lengths.tolist() == list(lengths))):
                 return acts
             warnings.warn(f"activation cache entry {path.name} does not match its key; recomputing")
         except Exception as e:  # truncated or corrupted file
             warnings.warn(f"activation cache entry {path.name} is unreadable ({type(e).__name__}); recomputing")
-    acts = compute_activations(loaded, texts, k, max_length, batch_size, progress)
+    acts = compute()
     atomic_write_bytes(path, save({"tokens": acts.tokens.contiguous(), "lengths": acts.lengths}))
     return acts
+
+
+def epoch_batches(n: int, epochs: int, batch_size: int, seed: int) -> list[list[int]]:
+    """Index batches for ``epochs`` passes over n items, a fresh seeded permutation per epoch."""
+    g = torch.Generator().manual_seed(seed)
+    return [perm[i:i + batch_size] for _ in range(epochs)
+            for perm in [torch.randperm(n, generator=g).tolist()] for i in range(0, n, batch_size)]
 
 
 class TopBlocks(nn.Module):
@@ -284,9 +299,7 @@ def train(backbone: nn.Module, chosen: Activations, rejected: Activations, soft_
     head = list(model.score.parameters())
     body = [p for name, p in model.named_parameters() if not name.startswith("score")]
     opt = torch.optim.Adam([{"params": body, "lr": config.lr}, {"params": head, "lr": config.head_lr}])
-    g = torch.Generator().manual_seed(config.seed)
-    steps = [perm[i:i + config.batch_size] for _ in range(config.epochs)
-             for perm in [torch.randperm(n, generator=g).tolist()] for i in range(0, n, config.batch_size)]
+    steps = epoch_batches(n, config.epochs, config.batch_size, config.seed)
     gt = torch.ones(n)
     for batch in tqdm(steps, desc=f"top {config.k} blocks", disable=not progress, leave=False):
         hc, mc = (x.to(device) for x in chosen.batch(batch))
