@@ -47,10 +47,12 @@ def package_report() -> list[dict[str, Any]]:
 
 
 def system_report() -> dict[str, Any]:
-    """Python, platform, CPU count, torch threads and the compute device the course will use."""
+    """Python, platform, CPU count, torch threads, the compute device and the precision ``"auto"``
+    chooses on it (with the reason), data and cache folders."""
     import torch
 
     from .models import resolve_device
+    from .precision import explain
     from .store import cache_dir
 
     try:
@@ -65,6 +67,8 @@ def system_report() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": resolve_device("auto"),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "precision": (lambda c: f"{c.dtype} ({c.reason})")(explain("auto", resolve_device("auto"))),
         "cuda_devices": torch.cuda.device_count(),
         "data_dir": data_dir,
         "cache_dir": str(cache_dir()),

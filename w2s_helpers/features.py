@@ -43,18 +43,26 @@ class FeatureSpec:
     max_length: longer texts are truncated from the left, keeping the response.
     layer:      which hidden state: ``None`` = the final one; an int indexes
                 ``hidden_states`` (0 = embeddings); a float in (0, 1] is a fraction of depth.
-    dtype:      compute dtype (``"float32"`` or ``"bfloat16"``); stored features are always
-                float32. Fastest is a backbone loaded in that dtype
-                (``models.load(name, dtype=spec.dtype)``); an fp32 backbone with a bf16
-                spec runs under autocast instead (correct, ~25% slower on CPU).
+    dtype:      compute dtype: ``"auto"`` (bf16 only where this machine runs it natively and
+                faster, see :mod:`w2s_helpers.precision`), ``"float32"`` or ``"bfloat16"``;
+                stored features are always float32. ``"auto"`` is resolved before the cache
+                key is taken, so keys always name the dtype that really ran. Fastest is a
+                backbone loaded in that dtype (``models.load(name, dtype=spec.dtype)``); an
+                fp32 backbone with a bf16 spec runs under autocast instead (slower on CPU).
     batch_size: texts per forward pass (texts are sorted by length first).
     """
 
     pooling: Pooling = "last"
     max_length: int = 256
     layer: int | float | None = None
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Literal["auto", "float32", "bfloat16"] = "float32"
     batch_size: int = 16
+
+    def resolved(self, device: str = "cpu") -> "FeatureSpec":
+        """This spec with ``dtype="auto"`` replaced by the precision chosen for ``device``."""
+        from .precision import resolve
+
+        return dataclasses.replace(self, dtype=resolve(self.dtype, device))
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: Pooling) -> torch.Tensor:
@@ -97,7 +105,9 @@ def texts_hash(texts: Sequence[str]) -> str:
 
 
 def cache_key(fingerprint: str, texts: Sequence[str], spec: FeatureSpec) -> str:
-    """Key of a feature cache entry: model, texts, spec and code version."""
+    """Key of a feature cache entry: model, texts, spec (with a concrete dtype) and code version."""
+    if spec.dtype == "auto":
+        raise ValueError("resolve the spec first (spec.resolved(device)): a key must name the dtype that ran")
     return content_hash(fingerprint, texts_hash(texts), dataclasses.asdict(spec), FEATURES_VERSION, length=24)
 
 
@@ -127,6 +137,7 @@ def compute(model, tokenizer, texts: Sequence[str], spec: FeatureSpec, progress:
     ids = enc["input_ids"]
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     device = next(model.parameters()).device
+    spec = spec.resolved(device.type)
     precision = _precision(model, spec.dtype)
     out: torch.Tensor | None = None
     bar = tqdm(total=len(ids), desc="features", unit="text", disable=not progress, leave=False)
@@ -174,6 +185,7 @@ def extract(
     """
     from safetensors.torch import save
 
+    spec = spec.resolved(next(loaded.model.parameters()).device.type)
     key = cache_key(loaded.fingerprint, texts, spec)
     path = cache_dir("features") / f"{key}.safetensors"
     if cache and path.exists():

@@ -24,6 +24,7 @@ a grid of runs does not hold a grid of models in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Sequence, Union
@@ -86,8 +87,11 @@ class Lab:
     pools: dict[str, list[PreferencePair]]
     regime: str = "probe"
     data_hash: str = ""
+    precision: str = ""  # dtype of backbones, features and top blocks: the profile's, resolved here
 
     def __post_init__(self):
+        if not self.precision:
+            self.precision = self.profile.precision
         if not self.data_hash:
             self.data_hash = data.pairs_hash(self.pools["gt"] + self.pools["w2s"] + self.pools["test"])
 
@@ -125,8 +129,9 @@ class ProbeLab(Lab):
         lab = cls(profile, draw_pools(profile, helpful), regime="probe")
         for name in rungs or profile.ladder:
             t0 = time.perf_counter()
-            lm = models.load(name, device=profile.device, dtype=profile.features.dtype, install_missing=True)
-            raw = {split: features.pair_features(lm, pairs, profile.features) for split, pairs in lab.pools.items()}
+            lm = models.load(name, device=profile.device, dtype=lab.precision, install_missing=True)
+            spec = dataclasses.replace(profile.features, dtype=lab.precision)
+            raw = {split: features.pair_features(lm, pairs, spec) for split, pairs in lab.pools.items()}
             del lm
             c, r = raw["gt"]
             both = torch.cat([c, r])
@@ -189,8 +194,7 @@ class AdaptLab(Lab):
         if missing:
             t0 = time.perf_counter()
             if rung not in self.backbones:
-                lm = models.load(rung, device=self.profile.device, dtype=self.profile.features.dtype,
-                                 install_missing=True)
+                lm = models.load(rung, device=self.profile.device, dtype=self.precision, install_missing=True)
                 top_blocks.decoder_parts(lm.model)  # clear error before any work
                 self.backbones[rung] = lm
             lm = self.backbones[rung]
@@ -234,7 +238,7 @@ class AdaptLab(Lab):
         ds = finetune.preference_dataset(rm.tokenizer, pairs, labels.tolist(), max_length=n)
         cfg = finetune.FinetuneConfig(lr=self.profile.lr, batch_size=self.profile.batch_size,
                                       epochs=self.profile.epochs, max_length=n, seed=seed, alpha=alpha,
-                                      use_cpu=device == "cpu", bf16=device == "cuda",
+                                      use_cpu=device == "cpu", bf16=device == "cuda" and self.precision == "bfloat16",
                                       log_every=max(1, len(pairs) // self.profile.batch_size))
         finetune.make_trainer(rm, ds, cfg).train()
         return {split: finetune.reward_margins(rm, self.pools[split], n) for split in score}

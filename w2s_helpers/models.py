@@ -296,15 +296,16 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def resolve_dtype(dtype: str = "auto", device: str = "cpu"):
-    """``"auto"``: bf16 on a GPU that supports it, fp32 elsewhere (training on CPU)."""
+    """The torch dtype to load weights in. ``"auto"``: :func:`w2s_helpers.precision.resolve`
+    (bf16 only where this machine runs it natively and faster, fp32 otherwise); ``"float16"``
+    passes through for GPU users; ``"float32"``/``"bfloat16"`` (or ``fp32``/``bf16``) as given."""
     import torch
 
-    if dtype == "auto":
-        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-            "float16": torch.float16, "fp16": torch.float16}[dtype]
+    from . import precision
+
+    if dtype in ("float16", "fp16"):
+        return torch.float16
+    return getattr(torch, precision.resolve(dtype, device))
 
 
 @dataclass
@@ -315,7 +316,7 @@ class Loaded:
     tokenizer: Any
     model: Any
     head: Head
-    fingerprint: str  # rung name + weights hash (or hub id): keys features and checkpoints
+    fingerprint: str  # rung name + weights hash (or hub id) + dtype: keys features, activations, runs
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -411,7 +412,9 @@ def load(
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
     model.to(device).eval()
-    fingerprint = f"{rung.name}:{rung.sha256 or location}"
+    # The dtype is part of the identity: bf16 weights compute other numbers than fp32 ones, so a
+    # cache entry made with one is never read for the other.
+    fingerprint = f"{rung.name}:{rung.sha256 or location}:{str(torch_dtype).replace('torch.', '')}"
     return Loaded(rung, tok, model, head, fingerprint)
 
 

@@ -52,7 +52,8 @@ class Profile:
     ladder: tuple[str, ...]    # rungs from weakest to strongest; every weak < strong pair is run
     regime: Regime             # probe: head on frozen features; top_blocks; finetune: whole model
     seeds: tuple[int, ...]     # one run per seed; intervals are taken over them
-    features: FeatureSpec      # how frozen features are extracted (probe regime, ch. 0)
+    features: FeatureSpec      # how frozen features are extracted (probe regime, ch. 0); its dtype
+                               # ("auto": see precision.py) is also the backbones' and top blocks' dtype
     device: str                # "auto" picks cuda > mps > cpu
     num_threads: int | None    # torch CPU threads (None = torch's default, all cores). On the 2-core
                                # dev machine 2 threads ran features 1.5-1.8x faster than 1 (bench/);
@@ -67,6 +68,15 @@ class Profile:
     po: POSettings | None = None  # chapter 4's policies
     description: str = ""
 
+    @property
+    def precision(self) -> str:
+        """The dtype this profile computes features, activations and top blocks in, on this machine
+        (``features.dtype`` with ``"auto"`` resolved: :func:`w2s_helpers.precision.resolve`)."""
+        from .models import resolve_device
+        from .precision import resolve
+
+        return resolve(self.features.dtype, resolve_device(self.device))
+
     def replace(self, **changes) -> "Profile":
         """A copy with some fields changed (profiles themselves are immutable)."""
         return dataclasses.replace(self, **changes)
@@ -77,7 +87,7 @@ PROFILES: dict[str, Profile] = {
         name="ci", n_train=200, n_test=200, n_helpful=100, n_tour=100,
         ladder=("minilm-l6", "smollm2-135m"),
         regime="probe", seeds=(0, 1),
-        features=FeatureSpec(pooling="last", max_length=128, dtype="bfloat16", batch_size=16),
+        features=FeatureSpec(pooling="last", max_length=128, dtype="auto", batch_size=16),
         device="cpu", num_threads=None, lr=5e-5, batch_size=16, epochs=1,
         regime_study=(("minilm-l6", "finetune"), ("smollm2-135m", "top_blocks")),
         po=POSettings(weak="smollm2-135m", strong="smollm2-135m", n_train=48, n_test=64, n_helpful=24,
@@ -88,7 +98,7 @@ PROFILES: dict[str, Profile] = {
         name="laptop", n_train=1000, n_test=1000, n_helpful=None, n_tour=500,
         ladder=("minilm-l6", "smollm2-135m", "qwen2.5-0.5b"),
         regime="probe", seeds=(0, 1, 2),
-        features=FeatureSpec(pooling="last", max_length=256, dtype="bfloat16", batch_size=16),
+        features=FeatureSpec(pooling="last", max_length=256, dtype="auto", batch_size=16),
         device="cpu", num_threads=None, lr=5e-5, batch_size=16, epochs=1,
         regime_study=(("minilm-l6", "finetune"), ("smollm2-135m", "top_blocks")),
         po=POSettings(weak="smollm2-135m", strong="qwen2.5-0.5b", n_train=192, n_test=400, n_helpful=192,
@@ -99,7 +109,7 @@ PROFILES: dict[str, Profile] = {
         name="paper", n_train=None, n_test=None, n_helpful=None, n_tour=2000,
         ladder=("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"),
         regime="finetune", seeds=(0, 1, 2),
-        features=FeatureSpec(pooling="last", max_length=512, dtype="bfloat16", batch_size=32),
+        features=FeatureSpec(pooling="last", max_length=512, dtype="auto", batch_size=32),
         device="auto", num_threads=None, lr=1e-5, batch_size=32, epochs=1,
         po=POSettings(weak="gpt2", strong="gpt2-large", n_train=4000, n_test=4000, n_helpful=4000,
                       max_prompt=256, max_response=256, batch_size=32, lr=1e-6, regime="whole", lora_r=0,

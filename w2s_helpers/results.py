@@ -38,6 +38,8 @@ class RunConfig:
     seed:      run seed.
     profile:   profile name.
     data_hash: hash of the test pairs the vectors refer to (and of the training data).
+    precision: dtype the model computed in (``lab.precision``): runs in bf16 and in fp32 are
+               different runs, never read for one another.
     """
 
     role: Role
@@ -52,6 +54,7 @@ class RunConfig:
     seed: int = 0
     profile: str = ""
     data_hash: str = ""
+    precision: str = ""
 
     def key(self) -> str:
         return content_hash(dataclasses.asdict(self), length=20)
