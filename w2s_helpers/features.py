@@ -25,6 +25,7 @@ from typing import Literal, Sequence
 
 import torch
 
+from . import work
 from .data import PreferencePair
 from .store import atomic_write_bytes, cache_dir, content_hash
 
@@ -129,7 +130,7 @@ def compute(model, tokenizer, texts: Sequence[str], spec: FeatureSpec, progress:
     Texts are tokenised once, sorted by length (so padding is minimal), run in batches
     of ``spec.batch_size`` under ``inference_mode``, pooled and put back in order.
     """
-    from tqdm.auto import tqdm
+    from .progress import bar
 
     if len(texts) == 0:
         raise ValueError("no texts to embed")
@@ -140,7 +141,7 @@ def compute(model, tokenizer, texts: Sequence[str], spec: FeatureSpec, progress:
     spec = spec.resolved(device.type)
     precision = _precision(model, spec.dtype)
     out: torch.Tensor | None = None
-    bar = tqdm(total=len(ids), desc="features", unit="text", disable=not progress, leave=False)
+    pbar = bar(total=len(ids), desc="features", unit="text", disable=not progress, leave=False)
     for start in range(0, len(order), spec.batch_size):
         idx = order[start:start + spec.batch_size]
         batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, padding=True, return_tensors="pt")
@@ -152,9 +153,13 @@ def compute(model, tokenizer, texts: Sequence[str], spec: FeatureSpec, progress:
         if out is None:
             out = torch.empty(len(ids), vec.shape[1], dtype=torch.float32)
         out[torch.tensor(idx)] = vec
-        bar.update(len(idx))
-    bar.close()
+        pbar.update(len(idx))
+    pbar.close()
     assert out is not None
+    if work.enabled():
+        name = f"{getattr(model.config, '_name_or_path', type(model).__name__)}:{spec.dtype}:max_length={spec.max_length}"
+        n_tok = sum(map(len, ids))
+        work.record("features", name, 2 * work.dense_params(model) * n_tok, n_tok, texts, list(map(len, ids)))
     return out
 
 

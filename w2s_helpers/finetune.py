@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import torch
 
-from . import losses
+from . import losses, work
 from .data import PreferencePair
 
 
@@ -162,4 +162,7 @@ def reward_margins(loaded, pairs: Sequence[PreferencePair], max_length: int, bat
 
     delta = rewards(ids["chosen_ids"]) - rewards(ids["rejected_ids"])
     model.train(was_training)
+    if work.enabled():
+        n_tok = sum(map(len, ids["chosen_ids"])) + sum(map(len, ids["rejected_ids"]))
+        work.record("score-finetune", loaded.fingerprint, 2 * work.dense_params(model) * n_tok, n_tok)
     return delta

@@ -31,7 +31,7 @@ from typing import Sequence, Union
 
 import torch
 
-from . import data, features, heads, models
+from . import data, features, heads, models, work
 from .data import PreferencePair
 from .profiles import Profile
 
@@ -241,6 +241,9 @@ class AdaptLab(Lab):
                                       use_cpu=device == "cpu", bf16=device == "cuda" and self.precision == "bfloat16",
                                       log_every=max(1, len(pairs) // self.profile.batch_size))
         finetune.make_trainer(rm, ds, cfg).train()
+        if work.enabled():  # forward + backward ~ 3 forwards of the whole model over both sides
+            n_tok = cfg.epochs * sum(len(a) + len(b) for a, b in zip(ds["chosen_ids"], ds["rejected_ids"]))
+            work.record("train-finetune", rung, 6 * work.dense_params(rm.model) * n_tok, n_tok)
         return {split: finetune.reward_margins(rm, self.pools[split], n) for split in score}
 
     def margins(self, fitted: Fitted, split: str = "test") -> torch.Tensor:

@@ -341,13 +341,19 @@ def quiet_transformers() -> Iterator[None]:
 
     Loading a backbone from a causal-LM folder reports the unused ``lm_head`` as
     UNEXPECTED; that is intended here, and the notebooks stay readable without it.
+    The Hugging Face hub's download bars stay as they were: transformers' switch turns
+    them off too, so they are switched back on at once (a download is never silent).
     """
+    from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()
     bars = hf_logging.is_progress_bar_enabled()
+    hub_bars = not are_progress_bars_disabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    if hub_bars:
+        enable_progress_bars()
     try:
         yield
     finally:

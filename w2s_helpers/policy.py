@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import po_losses
+from . import po_losses, work
 from .data import PreferencePair
 from .store import content_hash
 from .top_blocks import Activations, TopBlocks, activations_of_ids, cached_activations, epoch_batches
@@ -276,8 +276,12 @@ def sequence_logps(policy: "TopBlocksPolicy | WholePolicy", data: "Cached | Toke
     dev = _device(policy)
     was_training = policy.training
     policy.eval()
+    flops = 0.0
     for rows in _length_batches(data.lengths, batch_size):
-        out[rows] = policy.logps(*data.batch(rows, dev)).float().cpu()
+        args = data.batch(rows, dev)
+        out[rows] = policy.logps(*args).float().cpu()
+        flops += _forward_flops(policy, *args[1:]) if work.enabled() else 0.0
+    work.record("logps", type(policy).__name__, flops, 0)
     policy.train(was_training)
     return torch.stack([out[:n], out[n:]], 1)
 
@@ -364,6 +368,17 @@ def _finish(model, policy):
     return model.merge_and_unload().eval()
 
 
+def _forward_flops(policy: "TopBlocksPolicy | WholePolicy", mask: torch.Tensor, ids: Sequence[list[int]],
+                   starts: torch.Tensor) -> float:
+    """Matmul FLOPs of one ``policy.logps`` call (for :mod:`w2s_helpers.work`): the blocks over
+    every token; a top-block policy's LM head over the response tokens only."""
+    tokens = int(mask.sum())
+    if isinstance(policy, TopBlocksPolicy):
+        response = sum(len(s) - int(st) for s, st in zip(ids, starts))
+        return 2.0 * work.dense_params(policy) * tokens + 2.0 * policy.head_weight.numel() * response
+    return 2.0 * work.dense_params(policy) * tokens
+
+
 def _schedule(opt, steps: int, warmup: float):
     w = max(1, int(round(warmup * steps)))
     return torch.optim.lr_scheduler.LambdaLR(
@@ -375,7 +390,7 @@ def sft(policy: "TopBlocksPolicy | WholePolicy", data: "Cached | Tokens", first:
     """Supervised fine-tuning on the preferred response of each pair (the first slot where
     ``first`` [N] is True, else the second): mean NLL per response token. Returns the policy
     with the adapter merged in."""
-    from tqdm.auto import tqdm
+    from .progress import bar
 
     n = len(data)
     model = _with_lora(policy, config, config.seed)
@@ -384,7 +399,8 @@ def sft(policy: "TopBlocksPolicy | WholePolicy", data: "Cached | Tokens", first:
     steps = epoch_batches(n, config.sft_epochs, config.batch_size, config.seed)
     sched = _schedule(opt, len(steps), config.warmup)
     dev = _device(policy)
-    for batch in tqdm(steps, desc="SFT", disable=not progress, leave=False):
+    flops = 0.0
+    for batch in bar(steps, desc="SFT", disable=not progress, leave=False):
         rows = [i if bool(first[i]) else n + i for i in batch]
         h, mask, ids, starts = data.batch(rows, dev)
         tokens = sum(len(s) - int(st) for s, st in zip(ids, starts))
@@ -393,6 +409,8 @@ def sft(policy: "TopBlocksPolicy | WholePolicy", data: "Cached | Tokens", first:
         loss.backward()
         opt.step()
         sched.step()
+        flops += 3 * _forward_flops(policy, mask, ids, starts) if work.enabled() else 0.0
+    work.record("train-sft", type(policy).__name__, flops, 0)
     return _finish(model, policy)
 
 
@@ -415,7 +433,7 @@ def preference_optimise(policy: "TopBlocksPolicy | WholePolicy", data: "Cached |
     """DPO or SimPO on pairs labelled by ``first`` [N]; the reference (DPO) is ``policy`` as
     given (the SFT model), its log-probs computed once. ``conflict`` [N] marks the pairs the
     explicit term may act on (default: all). Returns the policy with the adapter merged in."""
-    from tqdm.auto import tqdm
+    from .progress import bar
 
     n = len(data)
     ref = sequence_logps(policy, data) if config.loss == "dpo" else torch.zeros(n, 2)
@@ -428,8 +446,11 @@ def preference_optimise(policy: "TopBlocksPolicy | WholePolicy", data: "Cached |
     sched = _schedule(opt, len(steps), config.warmup)
     dev = _device(policy)
     plain = config.replace(alpha=0.0)
-    for batch in tqdm(steps, desc=config.loss.upper(), disable=not progress, leave=False):
-        lp = policy.logps(*data.batch(batch + [n + i for i in batch], dev))
+    flops = 0.0
+    for batch in bar(steps, desc=config.loss.upper(), disable=not progress, leave=False):
+        args = data.batch(batch + [n + i for i in batch], dev)
+        flops += 3 * _forward_flops(policy, *args[1:]) if work.enabled() else 0.0
+        lp = policy.logps(*args)
         lp = torch.stack([lp[: len(batch)], lp[len(batch):]], 1)
         b = torch.tensor(batch)
         on = conflict[b]
@@ -443,6 +464,7 @@ def preference_optimise(policy: "TopBlocksPolicy | WholePolicy", data: "Cached |
         loss.backward()
         opt.step()
         sched.step()
+    work.record(f"train-{config.loss}", type(policy).__name__, flops, 0)
     return _finish(model, policy)
 
 

@@ -114,19 +114,25 @@ def measure_matmul(dtype: str, m: int = 512, k: int = 1024, n: int = 1024, budge
     return 2 * m * k * n / best / 1e9
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_key() -> str:
     """What identifies this machine's precision decision: CPU, flags, torch, threads, kernel env vars."""
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
     env = {k: os.environ.get(k, "") for k in KERNEL_ENV}
-    return content_hash(cpu, sorted(cpu_flags()), torch.__version__, torch.get_num_threads(), env, PROBE_VERSION)
+    return content_hash(cpu_name(), sorted(cpu_flags()), torch.__version__, torch.get_num_threads(), env,
+                        PROBE_VERSION)
 
 
 def decide_cpu(native: tuple[str, ...], gflops: dict[str, float] | None) -> Choice:

@@ -36,21 +36,102 @@ def chapters(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
     return sorted(p for p in NOTEBOOKS.glob(pattern) if p.is_file())
 
 
-def run_chapter(notebook: Path, profile: str, out_dir: Path, timeout: int = 3600, **params) -> Path:
+class _Progress:
+    """Terminal progress of one chapter: a line per code cell (index, elapsed, its first line),
+    and the kernel's own stdout/stderr (prints and text tqdm bars) echoed as they arrive."""
+
+    def __init__(self, label: str, total: int, echo: bool = True):
+        self.label, self.total, self.echo = label, total, echo
+        self.done, self.t0 = 0, time.perf_counter()
+
+    def on_cell_start(self, cell, cell_index):
+        if cell.cell_type != "code" or not cell.source.strip():
+            return
+        self.done += 1
+        first = next((ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")),
+                     cell.source.splitlines()[0])
+        print(f"[{self.label}] cell {self.done}/{self.total}  {_minutes(time.perf_counter() - self.t0)}  "
+              f"{first[:70]}", flush=True)
+
+
+class _PeakRSS:
+    """Largest resident memory of this process's children (the kernel) while a chapter runs."""
+
+    def __init__(self, every_s: float = 0.5):
+        import threading
+
+        self.peak, self.every_s = 0, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            import psutil
+        except ImportError:
+            return
+        me = psutil.Process()
+        while not self._stop.is_set():
+            try:
+                rss = sum(c.memory_info().rss for c in me.children(recursive=True))
+                self.peak = max(self.peak, rss)
+            except psutil.Error:
+                pass
+            self._stop.wait(self.every_s)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+def run_chapter(notebook: Path, profile: str, out_dir: Path, timeout: int = 3600, progress: bool = False,
+                echo: bool = True, **params) -> Path:
     """Execute one notebook with ``PROFILE=profile`` (plus ``params``); return the output path.
 
-    Raises papermill's ``PapermillExecutionError`` on a failing cell; the output notebook
-    is still written, with the error shown.
+    ``timeout`` is the limit per cell, in seconds. ``progress=True`` prints a line per code cell
+    and (``echo``) the cells' prints and text progress bars as they arrive (the kernel runs with
+    ``W2S_PROGRESS=text``, see :mod:`w2s_helpers.progress`). Raises papermill's
+    ``PapermillExecutionError`` on a failing cell; the output notebook is still written, with
+    the error shown.
     """
+    import os
+
+    import nbformat
     import papermill as pm
+
+    from .progress import PROGRESS_ENV
 
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / notebook.name
-    pm.execute_notebook(
-        str(notebook), str(out), parameters={"PROFILE": profile, **params},
-        kernel_name=ensure_kernel(), cwd=str(notebook.parent), execution_timeout=timeout,
-        progress_bar=False, log_output=False,
-    )
+    hooks: dict = {}
+    before = os.environ.get(PROGRESS_ENV)
+    if progress:
+        source = nbformat.read(str(notebook), as_version=4)
+        total = sum(c.cell_type == "code" and bool(c.source.strip()) for c in source.cells) + 1  # + injected
+        bar = _Progress(f"{profile}] [{notebook.stem}", total, echo)
+        hooks = {"on_cell_start": bar.on_cell_start}
+        if echo:
+            hooks.update(stdout_file=sys.stdout, stderr_file=sys.stderr)
+        os.environ[PROGRESS_ENV] = "text"  # the kernel inherits it
+    try:
+        pm.execute_notebook(
+            str(notebook), str(out), parameters={"PROFILE": profile, **params},
+            kernel_name=ensure_kernel(), cwd=str(notebook.parent), execution_timeout=timeout,
+            progress_bar=False, log_output=False, coalesce_streams=True, **hooks,
+        )
+    finally:
+        if progress:
+            if before is None:
+                os.environ.pop(PROGRESS_ENV, None)
+            else:
+                os.environ[PROGRESS_ENV] = before
     return out
 
 
@@ -58,28 +139,35 @@ class ChapterFailed(RuntimeError):
     """A chapter raised; the executed notebook (with the error shown) is kept."""
 
 
-def run_all(profile: str, out_dir: str | Path = "build", pattern: str = "[0-9][0-9]_*.ipynb") -> list[tuple[str, float]]:
-    """Run every chapter in order at ``profile``; print and return (notebook, seconds).
+def run_all(profile: str, out_dir: str | Path = "build", pattern: str = "[0-9][0-9]_*.ipynb",
+            timeout: int = 3600, progress: bool = False, echo: bool = True,
+            params: dict | None = None) -> list[dict]:
+    """Run every chapter matching ``pattern`` in order at ``profile``; return one row per chapter
+    (``notebook``, ``seconds``, ``peak_rss_mb`` of the kernel).
 
+    ``params`` are passed to every chapter (``REGIME``, ...); ``timeout`` is per cell.
     Stops at the first failing chapter with :class:`ChapterFailed`, naming the cell's error
     and where the executed notebook was written.
     """
     from papermill.exceptions import PapermillExecutionError
 
     out = Path(out_dir) / profile
-    times = []
+    rows: list[dict] = []
     found = chapters(pattern)
     if not found:
         raise FileNotFoundError(f"no notebook in {NOTEBOOKS} matches {pattern!r}")
-    for nb in found:
+    t_all = time.perf_counter()
+    for i, nb in enumerate(found, 1):
         t0 = time.perf_counter()
-        print(f"[{profile}] {nb.name} ...", flush=True)
+        print(f"[{profile}] chapter {i}/{len(found)}: {nb.name} ...", flush=True)
         try:
-            run_chapter(nb, profile, out)
+            with _PeakRSS() as rss:
+                run_chapter(nb, profile, out, timeout=timeout, progress=progress, echo=echo, **(params or {}))
         except PapermillExecutionError as e:
             raise ChapterFailed(f"{nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
                                 f"the executed notebook is {out / nb.name}") from None
         dt = time.perf_counter() - t0
-        times.append((nb.name, dt))
-        print(f"[{profile}] {nb.name} done in {dt / 60:.1f} min -> {out / nb.name}", flush=True)
-    return times
+        rows.append({"notebook": nb.name, "seconds": round(dt, 1), "peak_rss_mb": round(rss.peak / 2**20)})
+        print(f"[{profile}] {nb.name} done in {dt / 60:.1f} min (kernel peak {rss.peak / 2**30:.1f} GiB; "
+              f"{_minutes(time.perf_counter() - t_all)} so far) -> {out / nb.name}", flush=True)
+    return rows

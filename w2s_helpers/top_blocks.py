@@ -28,7 +28,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from . import losses
+from . import losses, work
 from .store import atomic_write_bytes, cache_dir, content_hash
 
 TOP_BLOCKS_VERSION = "1"
@@ -120,7 +120,7 @@ def activations_of_ids(model: nn.Module, ids: Sequence[list[int]], k: int, pad_i
     Stops the forward pass at block L-k with a hook, so the top k blocks cost nothing here.
     Sequences are sorted by length and batched (right padding).
     """
-    from tqdm.auto import tqdm
+    from .progress import bar
 
     _, layers, _, _ = decoder_parts(getattr(model, "model", model))
     if not 1 <= k <= len(layers):
@@ -136,7 +136,7 @@ def activations_of_ids(model: nn.Module, ids: Sequence[list[int]], k: int, pad_i
     per_text: list[torch.Tensor | None] = [None] * len(ids)
     device = next(model.parameters()).device
     try:
-        for start in tqdm(range(0, len(order), batch_size), desc=f"activations below the top {k} blocks",
+        for start in bar(range(0, len(order), batch_size), desc=f"activations below the top {k} blocks",
                           disable=not progress, leave=False):
             idx = order[start:start + batch_size]
             x, mask = _pad([ids[i] for i in idx], pad_id)
@@ -150,6 +150,10 @@ def activations_of_ids(model: nn.Module, ids: Sequence[list[int]], k: int, pad_i
                 per_text[i] = h[row, : len(ids[i])].clone()
     finally:
         handle.remove()
+    if work.enabled():
+        name = f"{getattr(model.config, '_name_or_path', type(model).__name__)}:{next(model.parameters()).dtype}"
+        n_tok = sum(map(len, ids))
+        work.record(f"below-top-{k}", name, 2 * work.dense_params(*layers[: len(layers) - k]) * n_tok, n_tok, ids)
     return Activations(torch.cat(per_text), torch.tensor([len(s) for s in ids]))  # type: ignore[arg-type]
 
 
@@ -286,7 +290,7 @@ def train(backbone: nn.Module, chosen: Activations, rejected: Activations, soft_
     side is preferred (1 for ground truth, sigma(delta_weak) for a student). With
     ``config.alpha > 0`` the paper's explicit-conflict term is added (ground truth: chosen).
     """
-    from tqdm.auto import tqdm
+    from .progress import bar
 
     n = len(chosen)
     if len(rejected) != n or len(soft_label) != n:
@@ -301,7 +305,7 @@ def train(backbone: nn.Module, chosen: Activations, rejected: Activations, soft_
     opt = torch.optim.Adam([{"params": body, "lr": config.lr}, {"params": head, "lr": config.head_lr}])
     steps = epoch_batches(n, config.epochs, config.batch_size, config.seed)
     gt = torch.ones(n)
-    for batch in tqdm(steps, desc=f"top {config.k} blocks", disable=not progress, leave=False):
+    for batch in bar(steps, desc=f"top {config.k} blocks", disable=not progress, leave=False):
         hc, mc = (x.to(device) for x in chosen.batch(batch))
         hr, mr = (x.to(device) for x in rejected.batch(batch))
         delta = model(hc, mc) - model(hr, mr)
@@ -311,6 +315,9 @@ def train(backbone: nn.Module, chosen: Activations, rejected: Activations, soft_
         opt.zero_grad()
         loss.backward()
         opt.step()
+    if work.enabled():  # forward + backward ~ 3 forwards, over both sides of every step's pairs
+        n_tok = sum(int(chosen.lengths[b].sum() + rejected.lengths[b].sum()) for b in steps)
+        work.record("train-top-blocks", f"top {config.k} blocks", 6 * work.dense_params(model) * n_tok, n_tok)
     return model.eval()
 
 
@@ -345,4 +352,7 @@ def init_head_from_probe(model: TopBlocksReward, chosen: Activations, rejected: 
 def margins(model: TopBlocksReward, chosen: Activations, rejected: Activations, batch_size: int = 32) -> torch.Tensor:
     """delta [N] = r(chosen) - r(rejected) = w . (pooled(chosen) - pooled(rejected))."""
     w = model.score.weight[0].float().cpu()
+    if work.enabled():
+        n_tok = int(chosen.lengths.sum() + rejected.lengths.sum())
+        work.record("score-top-blocks", f"top {len(model.blocks)} blocks", 2 * work.dense_params(model) * n_tok, n_tok)
     return (pooled(model, chosen, batch_size) - pooled(model, rejected, batch_size)) @ w

@@ -1,0 +1,166 @@
+"""The whole course, timed from a cold cache and again warm, against the machine's limit.
+
+    python bench/bench_course.py --profile ci [--precision auto|float32|bfloat16] [--pattern '0[0-3]_*']
+
+Runs every chapter headless (as ``make course`` does) twice in a fresh cache folder: cold
+(no features, activations or runs; the converted models are linked in, since converting them
+is ``make models``' work, not the course's) and warm (everything cached). Per chapter it
+reports seconds, the kernel's peak resident memory, and the **unavoidable work**: the matmul
+FLOPs of every model over every distinct text it must see once (frozen forwards, from the
+ledger in ``w2s_helpers.work``) plus every training and scoring pass, divided by this
+machine's measured matmul peak in the precision that ran. The ratio cold / bound is the
+distance to that limit; "repeated" is forward work done again for a text a model had already
+seen (in an earlier chapter or the same one): a lever.
+
+Writes ``bench/results/course_<profile>_<precision>_<cpu>.md`` and prints it. Not a test:
+timings vary with load; compare a machine with itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def unavoidable(logs: list[Path]) -> list[dict]:
+    """Per chapter (log files in order): total, unique-forward and repeated FLOPs from the ledger."""
+    seen: set[tuple[str, str, str]] = set()
+    rows = []
+    for log in logs:
+        total = unique = repeated = 0.0
+        kinds: dict[str, float] = {}
+        if log.exists():
+            for line in log.read_text().splitlines():
+                e = json.loads(line)
+                total += e["flops"]
+                kinds[e["kind"]] = kinds.get(e["kind"], 0.0) + e["flops"]
+                if "items" not in e:  # training and scoring: every pass is needed
+                    unique += e["flops"]
+                    continue
+                per_token = e["flops"] / max(1, e["tokens"])
+                for h, n in e["items"]:
+                    key = (e["kind"], e["model"], h)
+                    if key in seen:
+                        repeated += per_token * n
+                    else:
+                        seen.add(key)
+                        unique += per_token * n
+        rows.append({"total": total, "unique": unique, "repeated": repeated, "kinds": kinds})
+    return rows
+
+
+def run_pass(chapters: list[Path], profile: str, out: Path, logs: Path, tag: str, timeout: int) -> list[dict]:
+    from w2s_helpers import runner, work
+
+    rows = []
+    for nb in chapters:
+        log = logs / f"{tag}-{nb.stem}.jsonl"
+        os.environ[work.WORK_ENV] = str(log)
+        print(f"\n=== {tag}: {nb.name}", flush=True)
+        t0 = time.perf_counter()
+        with runner._PeakRSS() as rss:
+            runner.run_chapter(nb, profile, out / tag, timeout=timeout, progress=True, echo=False)
+        rows.append({"notebook": nb.name, "seconds": time.perf_counter() - t0, "rss_mb": rss.peak / 2**20,
+                     "log": log})
+    os.environ.pop(work.WORK_ENV, None)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="ci")
+    ap.add_argument("--precision", default="auto", help="auto (the profiles' default), float32 or bfloat16")
+    ap.add_argument("--pattern", default="[0-9][0-9]_*.ipynb")
+    ap.add_argument("--timeout", type=int, default=7200, help="limit per cell, seconds")
+    ap.add_argument("--no-warm", action="store_true", help="skip the warm pass")
+    ap.add_argument("--keep", action="store_true", help="keep the benchmark's cache folder")
+    args = ap.parse_args()
+
+    from w2s_helpers import precision, runner, store
+    from w2s_helpers.profiles import get
+
+    user_cache = store.cache_root()
+    bench_cache = Path(tempfile.mkdtemp(prefix="w2s-bench-course-"))
+    for sub in ("models", "gguf"):  # converted weights: `make models`' work, not the course's
+        if (user_cache / sub).is_dir():
+            (bench_cache / sub).symlink_to(user_cache / sub, target_is_directory=True)
+    os.environ[store.CACHE_ENV] = str(bench_cache)
+    if args.precision != "auto":
+        os.environ[precision.PRECISION_ENV] = args.precision
+    profile = get(args.profile)
+    choice = precision.explain(profile.features.dtype, "cpu")
+    peak = precision.measure_matmul(choice.dtype, m=1024, k=1024, n=1024, budget_s=1.0)
+    chapters = runner.chapters(args.pattern)
+    print(f"profile {profile.name}, precision {choice.dtype} ({choice.reason}); matmul peak {peak:.0f} GFLOP/s; "
+          f"{len(chapters)} chapters; cache {bench_cache}", flush=True)
+
+    out = Path(tempfile.mkdtemp(prefix="w2s-bench-out-"))
+    try:
+        cold = run_pass(chapters, profile.name, out, bench_cache, "cold", args.timeout)
+        warm = [] if args.no_warm else run_pass(chapters, profile.name, out, bench_cache, "warm", args.timeout)
+        work = unavoidable([r["log"] for r in cold])
+    finally:
+        if not args.keep:
+            shutil.rmtree(bench_cache, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+
+    cpu = precision.cpu_name()
+    lines = [
+        f"# `make course` at `{profile.name}`, {choice.dtype}",
+        "",
+        f"Machine: {cpu}, {os.cpu_count()} cores, torch {__import__('torch').__version__} "
+        f"({__import__('torch').backends.cpu.get_cpu_capability()} kernels"
+        f"{', ONEDNN_MAX_CPU_ISA=' + os.environ['ONEDNN_MAX_CPU_ISA'] if os.environ.get('ONEDNN_MAX_CPU_ISA') else ''}); "
+        f"native bf16 flags: {', '.join(precision.cpu_bf16_flags()) or 'none'}.  ",
+        f"Precision: {choice.dtype} ({choice.reason}).  ",
+        f"Matmul peak in {choice.dtype} (1024^3, best of repeats): {peak:.0f} GFLOP/s. "
+        f"Measured {time.strftime('%Y-%m-%d')} with `python bench/bench_course.py --profile {profile.name}"
+        f"{' --precision ' + args.precision if args.precision != 'auto' else ''}`.",
+        "",
+        "| chapter | cold s | warm s | kernel peak RSS (GiB) | unavoidable work (TFLOP) | bound at peak (s) | cold / bound | repeated forward (TFLOP) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    tot = {"cold": 0.0, "warm": 0.0, "unique": 0.0, "repeated": 0.0}
+    for i, (c, w) in enumerate(zip(cold, work)):
+        bound = w["unique"] / (peak * 1e9)
+        ws = warm[i]["seconds"] if warm else float("nan")
+        rss = max(c["rss_mb"], warm[i]["rss_mb"] if warm else 0) / 1024
+        ratio = f"{c['seconds'] / bound:.1f}" if bound > 0.5 else "—"
+        lines.append(f"| {c['notebook']} | {c['seconds']:.0f} | {ws:.0f} | {rss:.1f} | {w['unique'] / 1e12:.2f} | "
+                     f"{bound:.0f} | {ratio} | {w['repeated'] / 1e12:.2f} |")
+        tot["cold"] += c["seconds"]
+        tot["warm"] += ws
+        tot["unique"] += w["unique"]
+        tot["repeated"] += w["repeated"]
+    bound = tot["unique"] / (peak * 1e9)
+    lines.append(f"| **all** | **{tot['cold']:.0f}** | **{tot['warm']:.0f}** | | **{tot['unique'] / 1e12:.2f}** | "
+                 f"**{bound:.0f}** | **{tot['cold'] / bound:.1f}** | **{tot['repeated'] / 1e12:.2f}** |")
+    kinds: dict[str, float] = {}
+    for w in work:
+        for k, v in w["kinds"].items():
+            kinds[k] = kinds.get(k, 0.0) + v
+    lines += ["", "Work done in the cold pass by kind (TFLOP): "
+              + ", ".join(f"{k} {v / 1e12:.2f}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])) + ".",
+              "Python, tokenisation, data loading and plotting are not in the bound: it is what the matmuls alone "
+              "would take at the measured peak."]
+    text = "\n".join(lines) + "\n"
+    print("\n" + text)
+    tag = re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-")[:24]
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").lower()
+    dest = REPO / "bench" / "results" / f"course_{profile.name}_{choice.dtype}_{tag}{'_' + isa if isa else ''}.md"
+    dest.parent.mkdir(exist_ok=True)
+    dest.write_text(text)
+    print(f"wrote {dest.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

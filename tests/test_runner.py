@@ -1,0 +1,76 @@
+"""The headless runner: parameters from the command line, a line per cell, the cells' own
+text progress bars echoed, peak memory per chapter; and the hub's download bars left on."""
+
+import pytest
+
+from w2s_helpers import runner
+from w2s_helpers.__main__ import parse_value
+
+
+def _chapter(folder, name="05_tiny.ipynb"):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": runner.KERNEL, "language": "python", "display_name": "Python"}
+    params = nbformat.v4.new_code_cell('PROFILE = "laptop"\nREGIME = "probe"\nSTEPS = 2')
+    params.metadata["tags"] = ["parameters"]
+    body = nbformat.v4.new_code_cell(
+        "import os\nfrom w2s_helpers import progress\n"
+        "print(f'regime={REGIME} steps={STEPS} progress={os.environ.get(progress.PROGRESS_ENV)}')\n"
+        "for _ in progress.bar(range(STEPS), desc='tiny loop', mininterval=0): pass")
+    nb.cells = [nbformat.v4.new_markdown_cell("# a tiny chapter"), params, body]
+    folder.mkdir(exist_ok=True)
+    nbformat.write(nb, folder / name)
+
+
+def test_run_all_shows_cells_parameters_and_bars(tmp_path, monkeypatch, capsys):
+    _chapter(tmp_path / "nbs")
+    monkeypatch.setattr(runner, "NOTEBOOKS", tmp_path / "nbs")
+    rows = runner.run_all("ci", tmp_path / "out", progress=True, params={"REGIME": "top_blocks", "STEPS": 3},
+                          timeout=120)
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "cell 1/3" in text and "cell 3/3" in text          # parameters, injected parameters, body
+    assert "regime=top_blocks steps=3 progress=text" in text  # -p values reached the kernel
+    assert "tiny loop" in text and "3/3" in text               # the cell's own bar, as text
+    assert rows[0]["notebook"] == "05_tiny.ipynb" and rows[0]["seconds"] > 0 and rows[0]["peak_rss_mb"] > 0
+    import os
+
+    assert os.environ.get("W2S_PROGRESS") is None  # the runner's setting does not leak
+
+
+def test_quiet_run_prints_cells_only(tmp_path, monkeypatch, capsys):
+    _chapter(tmp_path / "nbs")
+    monkeypatch.setattr(runner, "NOTEBOOKS", tmp_path / "nbs")
+    runner.run_all("ci", tmp_path / "out", progress=True, echo=False, timeout=120)
+    out = capsys.readouterr()
+    assert "cell 3/3" in out.out and "regime=probe" not in out.out + out.err
+
+
+@pytest.mark.parametrize("text, value", [("3", 3), ("0.5", 0.5), ("True", True), ("None", None),
+                                         ("top_blocks", "top_blocks"), ("1e-3", 1e-3)])
+def test_parameter_values_are_typed(text, value):
+    assert parse_value(text) == value and type(parse_value(text)) is type(value)
+
+
+def test_cli_refuses_profile_as_a_parameter(capsys):
+    from w2s_helpers.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "-p", "PROFILE", "ci"])
+    assert "--profile" in capsys.readouterr().err
+
+
+def test_quiet_transformers_keeps_hub_download_bars():
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    from w2s_helpers.models import quiet_transformers
+
+    enable_progress_bars()
+    with quiet_transformers():
+        assert not are_progress_bars_disabled()
+    assert not are_progress_bars_disabled()
+    disable_progress_bars()  # a user who turned them off keeps them off
+    with quiet_transformers():
+        assert are_progress_bars_disabled()
+    enable_progress_bars()
