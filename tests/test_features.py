@@ -112,3 +112,17 @@ def test_bf16_features_agree_with_fp32_on_smollm2(monkeypatch, model_cache):
     a = features.compute(lm.model, lm.tokenizer, texts, FeatureSpec(max_length=128), progress=False)
     b = features.compute(lm.model, lm.tokenizer, texts, FeatureSpec(max_length=128, dtype="bfloat16"), progress=False)
     assert torch.nn.functional.cosine_similarity(a, b).min() > 0.999
+
+
+def test_length_batches_cover_everything_and_bound_padding():
+    import random
+
+    rng = random.Random(0)
+    lengths = [rng.choice([3, 40, 41, 90, 256, 256, 12]) + rng.randrange(5) for _ in range(300)]
+    batches = features.length_batches(lengths, max_rows=16, max_tokens=1024)
+    assert sorted(i for b in batches for i in b) == list(range(300))
+    for b in batches:
+        longest = max(lengths[i] for i in b)
+        assert len(b) <= 16 and (len(b) == 1 or len(b) * longest <= 1024)
+        assert all(lengths[i] >= 0.8 * longest for i in b)  # no row more than 20% padding
+    assert features.length_batches([5000, 2], max_rows=16, max_tokens=1024) == [[0], [1]]

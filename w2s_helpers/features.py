@@ -50,7 +50,10 @@ class FeatureSpec:
                 key is taken, so keys always name the dtype that really ran. Fastest is a
                 backbone loaded in that dtype (``models.load(name, dtype=spec.dtype)``); an
                 fp32 backbone with a bf16 spec runs under autocast instead (slower on CPU).
-    batch_size: texts per forward pass (texts are sorted by length first).
+    batch_size: at most this many texts per forward pass (texts are sorted by length first).
+    batch_tokens: at most this many tokens, padding included, per forward pass: long texts go
+                in small batches and short ones in large batches, so little work is padding
+                (:func:`length_batches`).
     """
 
     pooling: Pooling = "last"
@@ -58,6 +61,7 @@ class FeatureSpec:
     layer: int | float | None = None
     dtype: Literal["auto", "float32", "bfloat16"] = "float32"
     batch_size: int = 16
+    batch_tokens: int = 4096
 
     def resolved(self, device: str = "cpu") -> "FeatureSpec":
         """This spec with ``dtype="auto"`` replaced by the precision chosen for ``device``."""
@@ -123,12 +127,34 @@ def _precision(model, dtype: str):
                      f"load the model with dtype={dtype!r} or change FeatureSpec.dtype")
 
 
+def length_batches(lengths: Sequence[int], max_rows: int, max_tokens: int, min_fill: float = 0.8) -> list[list[int]]:
+    """Indices into ``lengths`` in batches, longest first. A batch closes when it holds
+    ``max_rows`` items, when one more would make it ``rows x longest`` > ``max_tokens``, or
+    when the next item is shorter than ``min_fill`` x its longest (so no row is more than
+    20% padding: the long tail of a length distribution goes in small batches).
+
+    Every item appears once; an item longer than ``max_tokens`` gets a batch of its own.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches:
+            b = batches[-1]
+            longest = lengths[b[0]]
+            if len(b) < max_rows and (len(b) + 1) * longest <= max_tokens and lengths[i] >= min_fill * longest:
+                b.append(i)
+                continue
+        batches.append([i])
+    return batches
+
+
 @torch.inference_mode()
 def compute(model, tokenizer, texts: Sequence[str], spec: FeatureSpec, progress: bool = True) -> torch.Tensor:
     """Features of ``texts`` without the cache. Returns [N, H] float32 on CPU, input order.
 
-    Texts are tokenised once, sorted by length (so padding is minimal), run in batches
-    of ``spec.batch_size`` under ``inference_mode``, pooled and put back in order.
+    Texts are tokenised once, sorted by length and cut into batches of at most
+    ``spec.batch_size`` texts and ``spec.batch_tokens`` padded tokens (so padding is minimal),
+    run under ``inference_mode``, pooled and put back in order.
     """
     from .progress import bar
 
@@ -136,19 +162,21 @@ def compute(model, tokenizer, texts: Sequence[str], spec: FeatureSpec, progress:
         raise ValueError("no texts to embed")
     enc = tokenizer(list(texts), truncation=True, max_length=spec.max_length, add_special_tokens=True)
     ids = enc["input_ids"]
-    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     device = next(model.parameters()).device
     spec = spec.resolved(device.type)
     precision = _precision(model, spec.dtype)
     out: torch.Tensor | None = None
     pbar = bar(total=len(ids), desc="features", unit="text", disable=not progress, leave=False)
-    for start in range(0, len(order), spec.batch_size):
-        idx = order[start:start + spec.batch_size]
+    n_hidden = model.config.num_hidden_layers + 1
+    final = _layer_index(spec.layer, n_hidden) == n_hidden - 1  # the last state: no need to keep them all
+    for idx in length_batches([len(x) for x in ids], spec.batch_size, spec.batch_tokens):
         batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, padding=True, return_tensors="pt")
         batch = {k: v.to(device) for k, v in batch.items()}
         with precision:
-            hs = model(**batch, output_hidden_states=True).hidden_states
-        h = hs[_layer_index(spec.layer, len(hs))]
+            if final:
+                h = model(**batch).last_hidden_state
+            else:
+                h = model(**batch, output_hidden_states=True).hidden_states[_layer_index(spec.layer, n_hidden)]
         vec = pool(h.float(), batch["attention_mask"], spec.pooling).cpu()
         if out is None:
             out = torch.empty(len(ids), vec.shape[1], dtype=torch.float32)

@@ -118,14 +118,16 @@ def activations_of_ids(model: nn.Module, ids: Sequence[list[int]], k: int, pad_i
     """Inputs of block L-k for token sequences ``ids`` (a backbone or a causal LM).
 
     Stops the forward pass at block L-k with a hook, so the top k blocks cost nothing here.
-    Sequences are sorted by length and batched (right padding).
+    Sequences are sorted by length and batched (right padding; at most ``batch_size`` rows and
+    2048 padded tokens a batch, see :func:`w2s_helpers.features.length_batches`).
     """
+    from .features import length_batches
     from .progress import bar
 
     _, layers, _, _ = decoder_parts(getattr(model, "model", model))
     if not 1 <= k <= len(layers):
         raise ValueError(f"k must be in 1..{len(layers)}, got {k}")
-    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    batches = length_batches([len(x) for x in ids], batch_size, max_tokens=2048)
     captured: list[torch.Tensor] = []
 
     def hook(module, args, kwargs):
@@ -136,9 +138,7 @@ def activations_of_ids(model: nn.Module, ids: Sequence[list[int]], k: int, pad_i
     per_text: list[torch.Tensor | None] = [None] * len(ids)
     device = next(model.parameters()).device
     try:
-        for start in bar(range(0, len(order), batch_size), desc=f"activations below the top {k} blocks",
-                          disable=not progress, leave=False):
-            idx = order[start:start + batch_size]
+        for idx in bar(batches, desc=f"activations below the top {k} blocks", disable=not progress, leave=False):
             x, mask = _pad([ids[i] for i in idx], pad_id)
             captured.clear()
             try:
