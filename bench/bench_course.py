@@ -1,6 +1,6 @@
 """The whole course, timed from a cold cache and again warm, against the machine's limit.
 
-    python bench/bench_course.py --profile ci [--precision auto|float32|bfloat16] [--pattern '0[0-3]_*']
+    python bench/bench_course.py --profile ci [--precision auto|float32|bfloat16] [--pattern '0[0-3]_*'] [--bonus]
 
 Runs every chapter headless (as ``make course`` does) twice in a fresh cache folder: cold
 (no features, activations or runs; the converted models are linked in, since converting them
@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--profile", default="ci")
     ap.add_argument("--precision", default="auto", help="auto (the profiles' default), float32 or bfloat16")
     ap.add_argument("--pattern", default="[0-9][0-9]_*.ipynb")
+    ap.add_argument("--bonus", action="store_true", help="also the bonus chapters (as make course BONUS=1)")
     ap.add_argument("--timeout", type=int, default=7200, help="limit per cell, seconds")
     ap.add_argument("--no-warm", action="store_true", help="skip the warm pass")
     ap.add_argument("--keep", action="store_true", help="keep the benchmark's cache folder")
@@ -99,7 +100,7 @@ def main() -> None:
     profile = get(args.profile)
     choice = precision.explain(profile.features.dtype, "cpu")
     peak = precision.measure_matmul(choice.dtype, m=1024, k=1024, n=1024, budget_s=1.0)
-    chapters = runner.chapters(args.pattern)
+    chapters = runner.chapters(args.pattern, args.bonus)
     print(f"profile {profile.name}, precision {choice.dtype} ({choice.reason}); matmul peak {peak:.0f} GFLOP/s; "
           f"{len(chapters)} chapters; cache {bench_cache}", flush=True)
 

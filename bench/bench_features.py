@@ -4,8 +4,8 @@
 
 For each rung and thread count it times, on the same real HH transcripts:
   naive     one text at a time, fp32, file order (what a first attempt looks like)
-  ours-fp32 sorted by length, batches of --batch, fp32 weights
-  ours-bf16 sorted by length, batches of --batch, bf16 weights
+  ours-fp32 features.compute: length batches (--batch rows, --batch-tokens tokens), fp32 weights
+  ours-bf16 the same with bf16 weights
 and prints tokens/s, the ratio to naive, and the share of this machine's matmul peak in the
 same dtype (measured by the same script) that the model's FLOPs (2 x non-embedding parameters
 per token) reach. The row marked "auto" is the precision the profiles' default picks on this
@@ -57,7 +57,8 @@ def main() -> None:
     ap.add_argument("--rungs", nargs="+", default=["minilm-l6", "smollm2-135m"])
     ap.add_argument("--n", type=int, default=128, help="texts per measurement (real HH transcripts)")
     ap.add_argument("--emulated-n", type=int, default=4, help="texts for a bf16 row where bf16 is emulated")
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=32, help="rows per batch at most (the ci/laptop profiles': 32)")
+    ap.add_argument("--batch-tokens", type=int, default=2048, help="padded tokens per batch at most (profiles: 2048)")
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     args = ap.parse_args()
@@ -84,18 +85,20 @@ def main() -> None:
             results = {"naive": (tps_naive, "float32", len(texts))}
             for label, dtype, model in (("ours-fp32", "float32", lm.model), ("ours-bf16", "bfloat16", lm16.model)):
                 sub = texts[: args.emulated_n] if dtype == "bfloat16" and emulated else texts
-                spec = FeatureSpec(pooling="last", max_length=args.max_length, dtype=dtype, batch_size=args.batch)
+                spec = FeatureSpec(pooling="last", max_length=args.max_length, dtype=dtype, batch_size=args.batch,
+                                   batch_tokens=args.batch_tokens)
                 features.compute(model, lm.tokenizer, sub[:2], spec, progress=False)  # warm-up
                 t, x = timed(lambda: features.compute(model, lm.tokenizer, sub, spec, progress=False))
                 cos = torch.nn.functional.cosine_similarity(x, ref[: len(sub)]).min().item()
                 results[label] = (sum(map(len, tok[: len(sub)])) / t, dtype, len(sub))
                 print(f"   {name:>13} {label:>9}: min cosine to naive fp32 {cos:.5f}")
             for label, (tps, dtype, n) in results.items():
-                share = tps * flops_per_tok / 1e9 / peak[dtype]
+                share = tps * flops_per_tok / 1e9 / peak[dtype] if not (emulated and dtype == "bfloat16") else float("nan")
                 mark = "auto" if label != "naive" and dtype == auto.dtype else ""
                 rows.append((threads, name, label, tps, tps / tps_naive, share, n, mark))
                 print(f"   {name:>13} {label:>9}: {tps:8.0f} tok/s  x{tps / tps_naive:6.2f} vs naive  "
-                      f"{100 * share:5.1f}% of {dtype} matmul peak  ({n} texts) {mark}")
+                      f"{100 * share:5.1f}% of {dtype} matmul peak  ({n} texts) {mark}"
+                      + (" (bf16 emulated: a share of its peak means nothing)" if share != share else ""))
     print(f"\nmachine: {precision.cpu_name()}, {os.cpu_count()} "
           f"cores, bf16 flags {precision.cpu_bf16_flags() or 'none'}, torch {torch.__version__} "
           f"({torch.backends.cpu.get_cpu_capability()} kernels)")

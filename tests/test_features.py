@@ -126,3 +126,19 @@ def test_length_batches_cover_everything_and_bound_padding():
         assert len(b) <= 16 and (len(b) == 1 or len(b) * longest <= 1024)
         assert all(lengths[i] >= 0.8 * longest for i in b)  # no row more than 20% padding
     assert features.length_batches([5000, 2], max_rows=16, max_tokens=1024) == [[0], [1]]
+
+
+def test_prefix_shares_the_first_entry(tiny, isolated_cache, monkeypatch):
+    from w2s_helpers.data import PreferencePair
+
+    pairs = [PreferencePair(f"q{i}", f"yes {i}", f"no {i}" * (i % 3 + 1)) for i in range(6)]
+    spec = FeatureSpec(max_length=32)
+    tour = features.pair_features(tiny, pairs[:4], spec, progress=False)          # chapter 0
+    calls = []
+    real = features.compute
+    monkeypatch.setattr(features, "compute", lambda m, t, texts, *a, **k: calls.append(len(texts)) or real(m, t, texts, *a, **k))
+    c, r = features.pair_features(tiny, pairs, spec, progress=False, prefix=4)  # chapter 1: only the rest is new
+    assert calls == [4]  # the 2 remaining pairs, chosen and rejected
+    assert torch.equal(c[:4], tour[0]) and torch.equal(r[:4], tour[1]) and c.shape == (6, 32)
+    whole = features.pair_features(tiny, pairs, spec, progress=False, cache=False)
+    torch.testing.assert_close(c, whole[0], atol=1e-5, rtol=1e-4)

@@ -8,11 +8,18 @@ import pytest
 
 from w2s_helpers import runner
 
-CHAPTERS = runner.chapters()
+CHAPTERS = runner.chapters(bonus=True)  # CI runs the bonus chapters too
 
 
 def test_chapters_are_found():
     assert CHAPTERS and CHAPTERS[0].name == "00_setup.ipynb"
+    main = runner.chapters()
+    assert set(main) < set(CHAPTERS) and all(p.stem[2] == "_" for p in main)
+    bonus = [p for p in CHAPTERS if p not in main]
+    assert bonus and all(p.stem[2].isalpha() for p in bonus)
+    names = [p.name for p in CHAPTERS]
+    assert names.index("01_weak_to_strong.ipynb") < names.index("01b_training_regimes.ipynb") < names.index(
+        "02_conflicting_objectives.ipynb")
 
 
 @pytest.mark.notebook

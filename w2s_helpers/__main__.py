@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--profile", default="laptop")
     r.add_argument("--out", default="build")
     r.add_argument("--pattern", default="[0-9][0-9]_*.ipynb", help="which notebooks (glob), e.g. '0[0-2]_*.ipynb'")
+    r.add_argument("--bonus", action="store_true", help="also run the bonus chapters (01b_training_regimes, ...)")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a parameter for every chapter, e.g. -p REGIME top_blocks (repeatable; numbers, "
                         "True/False/None are converted)")
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("set the profile with --profile, not -p PROFILE")
         try:
             rows = run_all(args.profile, args.out, args.pattern, timeout=args.timeout, progress=True,
-                           echo=not args.quiet, params=params)
+                           echo=not args.quiet, params=params, bonus=args.bonus)
         except ChapterFailed as e:
             print(f"error: {e}", file=sys.stderr)
             return 1

@@ -234,9 +234,19 @@ def extract(
 
 def pair_features(
     loaded, pairs: Sequence[PreferencePair], spec: FeatureSpec = FeatureSpec(), cache: bool = True,
-    progress: bool = True,
+    progress: bool = True, prefix: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features of each pair's chosen and rejected transcripts: two [N, H] tensors."""
+    """Features of each pair's chosen and rejected transcripts: two [N, H] tensors.
+
+    ``prefix``: extract ``pairs[:prefix]`` and ``pairs[prefix:]`` as two cache entries, so a
+    chapter that needs only the first ``prefix`` pairs (chapter 0's tour is the first
+    ``n_tour`` pairs of chapters 1-2's pools) and one that needs them all share the first
+    entry, computed once and identically whichever chapter runs first.
+    """
+    if prefix is not None and 0 < prefix < len(pairs):
+        head = pair_features(loaded, pairs[:prefix], spec, cache, progress)
+        tail = pair_features(loaded, pairs[prefix:], spec, cache, progress)
+        return torch.cat([head[0], tail[0]]), torch.cat([head[1], tail[1]])
     texts = [p.transcript("chosen") for p in pairs] + [p.transcript("rejected") for p in pairs]
     x = extract(loaded, texts, spec, cache, progress)
     return x[: len(pairs)], x[len(pairs):]

@@ -131,7 +131,8 @@ class ProbeLab(Lab):
             t0 = time.perf_counter()
             lm = models.load(name, device=profile.device, dtype=lab.precision, install_missing=True)
             spec = dataclasses.replace(profile.features, dtype=lab.precision)
-            raw = {split: features.pair_features(lm, pairs, spec) for split, pairs in lab.pools.items()}
+            raw = {split: features.pair_features(lm, pairs, spec, prefix=profile.n_tour)  # ch. 0's tour: shared
+                   for split, pairs in lab.pools.items()}
             del lm
             c, r = raw["gt"]
             both = torch.cat([c, r])

@@ -31,9 +31,17 @@ def ensure_kernel(name: str = KERNEL) -> str:
     return name
 
 
-def chapters(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
-    """Every numbered chapter notebook, in order (found on disk, never a hand-kept list)."""
-    return sorted(p for p in NOTEBOOKS.glob(pattern) if p.is_file())
+CHAPTERS = "[0-9][0-9]_*.ipynb"        # the numbered chapters: make course runs these
+BONUS = "[0-9][0-9][a-z]_*.ipynb"      # bonus chapters (01b_...): run when asked
+
+
+def chapters(pattern: str = CHAPTERS, bonus: bool = False) -> list[Path]:
+    """The chapter notebooks matching ``pattern`` in order (found on disk, never a hand-kept list);
+    with ``bonus=True`` the bonus chapters too, each after the chapter it extends (01 < 01b < 02)."""
+    found = {p for p in NOTEBOOKS.glob(pattern) if p.is_file()}
+    if bonus:
+        found |= {p for p in NOTEBOOKS.glob(BONUS) if p.is_file()}
+    return sorted(found)
 
 
 class _Progress:
@@ -139,11 +147,11 @@ class ChapterFailed(RuntimeError):
     """A chapter raised; the executed notebook (with the error shown) is kept."""
 
 
-def run_all(profile: str, out_dir: str | Path = "build", pattern: str = "[0-9][0-9]_*.ipynb",
+def run_all(profile: str, out_dir: str | Path = "build", pattern: str = CHAPTERS,
             timeout: int = 3600, progress: bool = False, echo: bool = True,
-            params: dict | None = None) -> list[dict]:
-    """Run every chapter matching ``pattern`` in order at ``profile``; return one row per chapter
-    (``notebook``, ``seconds``, ``peak_rss_mb`` of the kernel).
+            params: dict | None = None, bonus: bool = False) -> list[dict]:
+    """Run every chapter matching ``pattern`` (and with ``bonus`` the bonus chapters) in order at
+    ``profile``; return one row per chapter (``notebook``, ``seconds``, ``peak_rss_mb`` of the kernel).
 
     ``params`` are passed to every chapter (``REGIME``, ...); ``timeout`` is per cell.
     Stops at the first failing chapter with :class:`ChapterFailed`, naming the cell's error
@@ -153,7 +161,7 @@ def run_all(profile: str, out_dir: str | Path = "build", pattern: str = "[0-9][0
 
     out = Path(out_dir) / profile
     rows: list[dict] = []
-    found = chapters(pattern)
+    found = chapters(pattern, bonus)
     if not found:
         raise FileNotFoundError(f"no notebook in {NOTEBOOKS} matches {pattern!r}")
     t_all = time.perf_counter()
