@@ -21,7 +21,7 @@ ifneq ($(wildcard ../shared/data),)
 export W2S_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
-.PHONY: setup models course test bench lab check clean
+.PHONY: setup models course test bench bench-course lab check clean
 
 $(VENV)/.stamp: requirements.txt requirements-models.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ bench: setup           ## benchmarks (ratios against baselines measured in the s
 	$(BIN)/python bench/bench_regimes.py
 	$(BIN)/python bench/bench_metrics.py
 	$(BIN)/python bench/bench_policy.py
+
+bench-course: models   ## the whole course cold, then warm, against this machine's limit (PROFILE=ci: minutes)
+	$(BIN)/python bench/bench_course.py --profile $(PROFILE) $(if $(BONUS),--bonus)
 
 lab: models            ## open the course in JupyterLab
 	$(BIN)/jupyter lab notebooks/

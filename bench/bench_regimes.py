@@ -35,8 +35,12 @@ def main() -> None:
     from w2s_helpers.features import FeatureSpec
 
     pairs = data.load_split("harmless_gt", n=args.n, seed=0)
-    spec = FeatureSpec(pooling="last", max_length=args.max_length, dtype="bfloat16", batch_size=16)
-    backbone = models.load(args.rung, dtype="bfloat16")
+    from w2s_helpers import precision
+
+    dtype = precision.resolve("auto", "cpu")  # what the profiles use on this machine (never emulated bf16)
+    print(f"features in {dtype}: {precision.explain('auto', 'cpu').reason}")
+    spec = FeatureSpec(pooling="last", max_length=args.max_length, dtype=dtype, batch_size=32, batch_tokens=2048)
+    backbone = models.load(args.rung, dtype=dtype)
 
     def probe_run() -> float:
         t0 = time.perf_counter()
