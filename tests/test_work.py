@@ -56,8 +56,9 @@ def test_repeated_forward_work_is_not_unavoidable(tmp_path):
                              "items": [["x", 1], ["y", 2]]}) + "\n")
     b.write_text(json.dumps({"kind": "features", "model": "m", "flops": 50.0, "tokens": 5,
                              "items": [["y", 2], ["z", 3]]}) + "\n"
-                 + json.dumps({"kind": "train-sft", "model": "p", "flops": 7.0, "tokens": 0}) + "\n")
-    first, second = _bench().unavoidable([a, b])
+                 + json.dumps({"kind": "train-sft", "model": "p", "flops": 7.0, "tokens": 0, "dtype": "bfloat16"}) + "\n")
+    first, second = _bench().unavoidable([a, b], peak={"float32": 1e-9, "bfloat16": 7e-9})
     assert (first["unique"], first["repeated"]) == (30.0, 0.0)
     assert (second["unique"], second["repeated"]) == (30.0 + 7.0, 20.0)  # y again: 2 tokens x 10 FLOP
     assert second["total"] == 57.0
+    assert second["bound_s"] == 30.0 + 1.0  # fp32 work at 1 FLOP/s, bf16 work at 7 FLOP/s

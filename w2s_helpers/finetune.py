@@ -164,5 +164,6 @@ def reward_margins(loaded, pairs: Sequence[PreferencePair], max_length: int, bat
     model.train(was_training)
     if work.enabled():
         n_tok = sum(map(len, ids["chosen_ids"])) + sum(map(len, ids["rejected_ids"]))
-        work.record("score-finetune", loaded.fingerprint, 2 * work.dense_params(model) * n_tok, n_tok)
+        work.record("score-finetune", loaded.fingerprint, 2 * work.dense_params(model) * n_tok, n_tok,
+                    dtype=work.dtype_of(model))
     return delta

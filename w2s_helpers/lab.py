@@ -244,7 +244,8 @@ class AdaptLab(Lab):
         finetune.make_trainer(rm, ds, cfg).train()
         if work.enabled():  # forward + backward ~ 3 forwards of the whole model over both sides
             n_tok = cfg.epochs * sum(len(a) + len(b) for a, b in zip(ds["chosen_ids"], ds["rejected_ids"]))
-            work.record("train-finetune", rung, 6 * work.dense_params(rm.model) * n_tok, n_tok)
+            work.record("train-finetune", rung, 6 * work.dense_params(rm.model) * n_tok, n_tok,
+                        dtype="bfloat16" if cfg.bf16 else "float32")
         return {split: finetune.reward_margins(rm, self.pools[split], n) for split in score}
 
     def margins(self, fitted: Fitted, split: str = "test") -> torch.Tensor:

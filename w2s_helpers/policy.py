@@ -281,7 +281,7 @@ def sequence_logps(policy: "TopBlocksPolicy | WholePolicy", data: "Cached | Toke
         args = data.batch(rows, dev)
         out[rows] = policy.logps(*args).float().cpu()
         flops += _forward_flops(policy, *args[1:]) if work.enabled() else 0.0
-    work.record("logps", type(policy).__name__, flops, 0)
+    work.record("logps", type(policy).__name__, flops, 0, dtype=work.dtype_of(policy))
     policy.train(was_training)
     return torch.stack([out[:n], out[n:]], 1)
 
@@ -410,7 +410,7 @@ def sft(policy: "TopBlocksPolicy | WholePolicy", data: "Cached | Tokens", first:
         opt.step()
         sched.step()
         flops += 3 * _forward_flops(policy, mask, ids, starts) if work.enabled() else 0.0
-    work.record("train-sft", type(policy).__name__, flops, 0)
+    work.record("train-sft", type(policy).__name__, flops, 0, dtype=work.dtype_of(policy))
     return _finish(model, policy)
 
 
@@ -464,7 +464,7 @@ def preference_optimise(policy: "TopBlocksPolicy | WholePolicy", data: "Cached |
         loss.backward()
         opt.step()
         sched.step()
-    work.record(f"train-{config.loss}", type(policy).__name__, flops, 0)
+    work.record(f"train-{config.loss}", type(policy).__name__, flops, 0, dtype=work.dtype_of(policy))
     return _finish(model, policy)
 
 

@@ -153,7 +153,8 @@ def activations_of_ids(model: nn.Module, ids: Sequence[list[int]], k: int, pad_i
     if work.enabled():
         name = f"{getattr(model.config, '_name_or_path', type(model).__name__)}:{next(model.parameters()).dtype}"
         n_tok = sum(map(len, ids))
-        work.record(f"below-top-{k}", name, 2 * work.dense_params(*layers[: len(layers) - k]) * n_tok, n_tok, ids)
+        work.record(f"below-top-{k}", name, 2 * work.dense_params(*layers[: len(layers) - k]) * n_tok, n_tok, ids,
+                    dtype=work.dtype_of(model))
     return Activations(torch.cat(per_text), torch.tensor([len(s) for s in ids]))  # type: ignore[arg-type]
 
 
@@ -317,7 +318,8 @@ def train(backbone: nn.Module, chosen: Activations, rejected: Activations, soft_
         opt.step()
     if work.enabled():  # forward + backward ~ 3 forwards, over both sides of every step's pairs
         n_tok = sum(int(chosen.lengths[b].sum() + rejected.lengths[b].sum()) for b in steps)
-        work.record("train-top-blocks", f"top {config.k} blocks", 6 * work.dense_params(model) * n_tok, n_tok)
+        work.record("train-top-blocks", f"top {config.k} blocks", 6 * work.dense_params(model) * n_tok, n_tok,
+                    dtype=work.dtype_of(model))
     return model.eval()
 
 
@@ -354,5 +356,6 @@ def margins(model: TopBlocksReward, chosen: Activations, rejected: Activations, 
     w = model.score.weight[0].float().cpu()
     if work.enabled():
         n_tok = int(chosen.lengths.sum() + rejected.lengths.sum())
-        work.record("score-top-blocks", f"top {len(model.blocks)} blocks", 2 * work.dense_params(model) * n_tok, n_tok)
+        work.record("score-top-blocks", f"top {len(model.blocks)} blocks", 2 * work.dense_params(model) * n_tok, n_tok,
+                    dtype=work.dtype_of(model))
     return (pooled(model, chosen, batch_size) - pooled(model, rejected, batch_size)) @ w

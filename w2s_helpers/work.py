@@ -2,8 +2,8 @@
 
 When ``$W2S_WORK_LOG`` names a file, the heavy loops append one JSON line per call:
 
-    {"kind": "features", "model": "smollm2-135m:...:float32", "flops": 3.1e12, "tokens": 41000,
-     "items": ["9f2c...", ...]}
+    {"kind": "features", "model": "smollm2-135m:...", "flops": 3.1e12, "tokens": 41000,
+     "dtype": "bfloat16", "items": [["9f2c...", 212], ...]}
 
 ``flops`` counts the matmul work as transformers do it: a forward pass is 2 x (dense,
 non-embedding) parameters per token; a training step is 3x its forward (the backward costs
@@ -52,9 +52,16 @@ def item_hashes(items: Iterable[str | Sequence[int]]) -> list[str]:
     return out
 
 
+def dtype_of(module: nn.Module) -> str:
+    """The dtype a module computes in, as a name (``"float32"``, ``"bfloat16"``)."""
+    return str(next(module.parameters()).dtype).replace("torch.", "")
+
+
 def record(kind: str, model: str, flops: float, tokens: int, items: Sequence | None = None,
-           item_tokens: Sequence[int] | None = None) -> None:
+           item_tokens: Sequence[int] | None = None, dtype: str = "float32") -> None:
     """Append one entry to ``$W2S_WORK_LOG`` (a no-op when it is unset).
+
+    dtype: the precision the matmuls ran in (the benchmark divides by that precision's peak).
 
     items: the texts or token sequences a frozen forward ran over, with ``item_tokens`` the
     tokens each one took (so the work of each item is ``flops / tokens * item_tokens[i]``).
@@ -62,7 +69,7 @@ def record(kind: str, model: str, flops: float, tokens: int, items: Sequence | N
     path = os.environ.get(WORK_ENV)
     if not path:
         return
-    entry: dict = {"kind": kind, "model": model, "flops": float(flops), "tokens": int(tokens)}
+    entry: dict = {"kind": kind, "model": model, "flops": float(flops), "tokens": int(tokens), "dtype": dtype}
     if items is not None:
         lengths = list(item_tokens) if item_tokens is not None else [len(x) for x in items]
         entry["items"] = [[h, int(n)] for h, n in zip(item_hashes(items), lengths)]
