@@ -2,6 +2,7 @@
 machine, and a cache entry made in one precision is never read for the other."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -56,11 +57,14 @@ def test_decision_is_cached_per_machine(monkeypatch, isolated_cache):
     assert json.loads(entry.read_text())["dtype"] == "bfloat16"
     measured.clear()
     assert precision.choose("cpu").dtype == "bfloat16" and measured == []  # read back, not measured
-    # another machine (here: oneDNN capped at AVX2) has another key, so it is measured afresh
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    # another machine (another CPU, or the same one with torch's kernels capped) has another key
+    monkeypatch.setattr(precision, "cpu_name", lambda: "Some Other CPU")
     monkeypatch.setattr(precision, "measure_matmul", lambda dtype, **_: EMULATED[dtype])
     assert precision.choose("cpu").dtype == "float32"
     assert len(list((isolated_cache / "machine").glob("precision-*.json"))) == 2
+    key = precision.machine_key()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", os.environ.get("ONEDNN_MAX_CPU_ISA", "") + "-other")
+    assert precision.machine_key() != key  # a kernel-capping variable is part of the key
 
 
 def test_corrupted_decision_is_made_again(monkeypatch, isolated_cache):
