@@ -71,6 +71,7 @@ def peaks() -> dict[str, float]:
 
 
 def run_pass(chapters: list[Path], profile: str, out: Path, logs: Path, tag: str, timeout: int) -> list[dict]:
+    """Each chapter through ``runner.run_all`` (time, kernel peak memory), with its own work log."""
     from w2s_helpers import runner, work
 
     rows = []
@@ -78,11 +79,8 @@ def run_pass(chapters: list[Path], profile: str, out: Path, logs: Path, tag: str
         log = logs / f"{tag}-{nb.stem}.jsonl"
         os.environ[work.WORK_ENV] = str(log)
         print(f"\n=== {tag}: {nb.name}", flush=True)
-        t0 = time.perf_counter()
-        with runner._PeakRSS() as rss:
-            runner.run_chapter(nb, profile, out / tag, timeout=timeout, progress=True, echo=False)
-        rows.append({"notebook": nb.name, "seconds": time.perf_counter() - t0, "rss_mb": rss.peak / 2**20,
-                     "log": log})
+        (row,) = runner.run_all(profile, out / tag, pattern=nb.name, timeout=timeout, progress=True, echo=False)
+        rows.append({**row, "rss_mb": row["peak_rss_mb"], "log": log})
     os.environ.pop(work.WORK_ENV, None)
     return rows
 

@@ -61,14 +61,16 @@ def system_report() -> dict[str, Any]:
         data_dir: str = str(resolve_data_dir())
     except FileNotFoundError as e:
         data_dir = f"NOT FOUND ({e})"
+    device = resolve_device("auto")
+    choice = explain("auto", device)
     info: dict[str, Any] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "device": resolve_device("auto"),
+        "device": device,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "precision": (lambda c: f"{c.dtype} ({c.reason})")(explain("auto", resolve_device("auto"))),
+        "precision": f"{choice.dtype} ({choice.reason})",
         "cuda_devices": torch.cuda.device_count(),
         "data_dir": data_dir,
         "cache_dir": str(cache_dir()),

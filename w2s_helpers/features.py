@@ -185,10 +185,9 @@ def compute(model, tokenizer, texts: Sequence[str], spec: FeatureSpec, progress:
     pbar.close()
     assert out is not None
     if work.enabled():
-        name = f"{getattr(model.config, '_name_or_path', type(model).__name__)}:{spec.dtype}:max_length={spec.max_length}"
         n_tok = sum(map(len, ids))
-        work.record("features", name, 2 * work.dense_params(model) * n_tok, n_tok, texts, list(map(len, ids)),
-                    dtype=spec.dtype)
+        work.record("features", work.model_name(model, spec.dtype, f"max_length={spec.max_length}"),
+                    2 * work.dense_params(model) * n_tok, n_tok, texts, list(map(len, ids)), dtype=spec.dtype)
     return out
 
 

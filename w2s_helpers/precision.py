@@ -25,6 +25,7 @@ read in the other (feature, activation and result keys all carry the resolved dt
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -35,7 +36,6 @@ from typing import Literal
 from .store import atomic_write_bytes, cache_dir, content_hash
 
 Dtype = Literal["float32", "bfloat16"]
-Setting = Literal["auto", "float32", "bfloat16"]
 
 PRECISION_ENV = "W2S_PRECISION"
 MIN_SPEEDUP = 1.2  # bf16 must beat fp32 by this factor on the measured matmul to be chosen
@@ -73,17 +73,18 @@ def normalise(setting: str) -> str:
     return _ALIASES[setting]
 
 
-def cpu_flags() -> set[str]:
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
     """The CPU's feature flags from ``/proc/cpuinfo`` (``flags`` on x86, ``Features`` on Arm); empty elsewhere."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 name, _, value = line.partition(":")
                 if name.strip() in ("flags", "Features"):
-                    return set(value.split())
+                    return frozenset(value.split())
     except OSError:
         pass
-    return set()
+    return frozenset()
 
 
 def cpu_bf16_flags() -> tuple[str, ...]:
@@ -114,6 +115,7 @@ def measure_matmul(dtype: str, m: int = 512, k: int = 1024, n: int = 1024, budge
     return 2 * m * k * n / best / 1e9
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_name() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
     try:

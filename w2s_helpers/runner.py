@@ -45,11 +45,10 @@ def chapters(pattern: str = CHAPTERS, bonus: bool = False) -> list[Path]:
 
 
 class _Progress:
-    """Terminal progress of one chapter: a line per code cell (index, elapsed, its first line),
-    and the kernel's own stdout/stderr (prints and text tqdm bars) echoed as they arrive."""
+    """Terminal progress of one chapter: a line per code cell (index, elapsed, its first line)."""
 
-    def __init__(self, label: str, total: int, echo: bool = True):
-        self.label, self.total, self.echo = label, total, echo
+    def __init__(self, label: str, total: int):
+        self.label, self.total = label, total
         self.done, self.t0 = 0, time.perf_counter()
 
     def on_cell_start(self, cell, cell_index):
@@ -123,8 +122,8 @@ def run_chapter(notebook: Path, profile: str, out_dir: Path, timeout: int = 3600
     if progress:
         source = nbformat.read(str(notebook), as_version=4)
         total = sum(c.cell_type == "code" and bool(c.source.strip()) for c in source.cells) + 1  # + injected
-        bar = _Progress(f"{profile}] [{notebook.stem}", total, echo)
-        hooks = {"on_cell_start": bar.on_cell_start}
+        cells = _Progress(f"{profile}] [{notebook.stem}", total)
+        hooks = {"on_cell_start": cells.on_cell_start}
         if echo:
             hooks.update(stdout_file=sys.stdout, stderr_file=sys.stderr)
         os.environ[PROGRESS_ENV] = "text"  # the kernel inherits it

@@ -151,10 +151,9 @@ def activations_of_ids(model: nn.Module, ids: Sequence[list[int]], k: int, pad_i
     finally:
         handle.remove()
     if work.enabled():
-        name = f"{getattr(model.config, '_name_or_path', type(model).__name__)}:{next(model.parameters()).dtype}"
-        n_tok = sum(map(len, ids))
-        work.record(f"below-top-{k}", name, 2 * work.dense_params(*layers[: len(layers) - k]) * n_tok, n_tok, ids,
-                    dtype=work.dtype_of(model))
+        n_tok, dtype = sum(map(len, ids)), work.dtype_of(model)
+        work.record(f"below-top-{k}", work.model_name(model, dtype),
+                    2 * work.dense_params(*layers[: len(layers) - k]) * n_tok, n_tok, ids, dtype=dtype)
     return Activations(torch.cat(per_text), torch.tensor([len(s) for s in ids]))  # type: ignore[arg-type]
 
 

@@ -52,6 +52,12 @@ def item_hashes(items: Iterable[str | Sequence[int]]) -> list[str]:
     return out
 
 
+def model_name(model: nn.Module, *extra: object) -> str:
+    """A label for a model's forward work: its config's name or path, then ``extra`` parts."""
+    name = getattr(model.config, "_name_or_path", "") or type(model).__name__
+    return ":".join([name, *map(str, extra)])
+
+
 def dtype_of(module: nn.Module) -> str:
     """The dtype a module computes in, as a name (``"float32"``, ``"bfloat16"``)."""
     return str(next(module.parameters()).dtype).replace("torch.", "")
