@@ -7,7 +7,7 @@ Runs every chapter headless (as ``make course`` does) twice in a fresh cache fol
 is ``make models``' work, not the course's) and warm (everything cached). Per chapter it
 reports seconds, the kernel's peak resident memory, and the **unavoidable work**: the matmul
 FLOPs of every model over every distinct text it must see once (frozen forwards, from the
-ledger in ``w2s_helpers.work``) plus every training and scoring pass, divided by this
+ledger in ``w2s_helpers.core.work``) plus every training and scoring pass, divided by this
 machine's measured matmul peak in the precision that ran. The ratio cold / bound is the
 distance to that limit; "repeated" is forward work done again for a text a model had already
 seen (in an earlier chapter or the same one): a lever.
@@ -65,14 +65,15 @@ def unavoidable(logs: list[Path], peak: dict[str, float] | None = None) -> list[
 
 def peaks() -> dict[str, float]:
     """This machine's matmul peak per precision (1024^3, best of repeats), GFLOP/s."""
-    from w2s_helpers import precision
+    from w2s_helpers.core import precision
 
     return {dt: precision.measure_matmul(dt, m=1024, k=1024, n=1024, budget_s=1.0) for dt in ("float32", "bfloat16")}
 
 
 def run_pass(chapters: list[Path], profile: str, out: Path, logs: Path, tag: str, timeout: int) -> list[dict]:
     """Each chapter through ``runner.run_all`` (time, kernel peak memory), with its own work log."""
-    from w2s_helpers import runner, work
+    from w2s_helpers.core import work
+    from w2s_helpers.course import runner
 
     rows = []
     for nb in chapters:
@@ -96,8 +97,9 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the benchmark's cache folder")
     args = ap.parse_args()
 
-    from w2s_helpers import precision, runner, store
-    from w2s_helpers.profiles import get
+    from w2s_helpers.core import precision, store
+    from w2s_helpers.core.profiles import get
+    from w2s_helpers.course import runner
 
     user_cache = store.cache_root()
     bench_cache = Path(tempfile.mkdtemp(prefix="w2s-bench-course-"))

@@ -9,7 +9,7 @@ For each rung and thread count it times, on the same real HH transcripts:
 and prints tokens/s, the ratio to naive, and the share of this machine's matmul peak in the
 same dtype (measured by the same script) that the model's FLOPs (2 x non-embedding parameters
 per token) reach. The row marked "auto" is the precision the profiles' default picks on this
-machine (w2s_helpers.precision), with its reason. Where bf16 is emulated (its matmul peak
+machine (w2s_helpers.core.precision), with its reason. Where bf16 is emulated (its matmul peak
 under a tenth of fp32's) the bf16 row is timed on --emulated-n texts only, and says so.
 Timings vary with what else the machine is doing: compare ratios, not absolutes.
 """
@@ -22,8 +22,8 @@ import time
 
 import torch
 
-from w2s_helpers import data, features, models, precision
-from w2s_helpers.features import FeatureSpec
+from w2s_helpers.core import data, features, models, precision
+from w2s_helpers.core.features import FeatureSpec
 
 
 def matmul_gflops(dtype: str) -> float:

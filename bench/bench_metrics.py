@@ -6,9 +6,9 @@ The grid is the profile's: every weak <= strong pair of the ladder x chapter 2's
 settings + the noise-floor twin x seeds, N = the profile's test pairs. The vectors are
 synthetic (random, with realistic accuracies) so the benchmark needs no saved runs; the cost
 does not depend on their values. Both versions compute every score of
-``metrics.SCORES`` with ``n_boot`` bootstrap resamples:
+``scores.SCORES`` with ``n_boot`` bootstrap resamples:
 
-vectorised   metrics.summarise: pairs as a count table over 16 x 4 categories, every
+vectorised   scores.summarise: pairs as a count table over 16 x 4 categories, every
              resample one bincount, every score a few array ops on [n_boot, ...] counts
 loop         the same scores called once per resample on 1-D vectors (the naive way)
 
@@ -30,7 +30,8 @@ def main() -> None:
     ap.add_argument("--loop-sample", type=int, default=3, help="comparisons timed for the loop version")
     args = ap.parse_args()
 
-    from w2s_helpers import metrics, profiles
+    from w2s_helpers.core import profiles
+    from w2s_helpers.deception import scores
 
     P = profiles.get(args.profile)
     n = P.n_test or 4000
@@ -48,12 +49,12 @@ def main() -> None:
     grid = [one() for _ in range(comparisons)]
     t0 = time.perf_counter()
     for i, v in enumerate(grid):
-        metrics.summarise(*v, n_boot=args.n_boot, seed=i)
+        scores.summarise(*v, n_boot=args.n_boot, seed=i)
     t_vec = time.perf_counter() - t0
 
     def loop(v, seed):
         idx = np.random.default_rng(seed).integers(0, n, size=(args.n_boot, n))
-        for fn in metrics.SCORES.values():
+        for fn in scores.SCORES.values():
             vals = [fn(*(x[i] for x in v)) for i in idx]
             np.nanpercentile(np.asarray(vals, dtype=float), [2.5, 97.5])
 
@@ -63,9 +64,9 @@ def main() -> None:
         loop(v, i)
     t_loop = (time.perf_counter() - t0) / len(sample) * comparisons
 
-    print(f"profile {P.name}: {comparisons} comparisons, N = {n} test pairs, {len(metrics.SCORES)} scores, "
+    print(f"profile {P.name}: {comparisons} comparisons, N = {n} test pairs, {len(scores.SCORES)} scores, "
           f"{args.n_boot} bootstrap resamples each")
-    print(f"vectorised (metrics.summarise): {t_vec:8.2f} s for the grid ({t_vec / comparisons * 1000:.0f} ms per comparison)")
+    print(f"vectorised (scores.summarise): {t_vec:8.2f} s for the grid ({t_vec / comparisons * 1000:.0f} ms per comparison)")
     print(f"per-resample loop             : {t_loop:8.2f} s (timed on {len(sample)}, scaled)   ratio {t_loop / t_vec:.0f}x")
 
 

@@ -24,16 +24,17 @@ import time
 
 import torch
 
-from w2s_helpers import data, models
-from w2s_helpers import policy as pol
-from w2s_helpers.top_blocks import _pad
+from w2s_helpers.core import data, decoder, models
+from w2s_helpers.core.batching import pad_ids
+from w2s_helpers.policies import encoding, logps, training
+from w2s_helpers.policies.policy import TopBlocksPolicy, sequence_logps
 
 
-def whole_logps(model, enc: pol.Encoded, rows) -> torch.Tensor:
+def whole_logps(model, enc: encoding.Encoded, rows) -> torch.Tensor:
     ids = [enc.ids[r] for r in rows]
-    x, mask = _pad(ids, 0)
+    x, mask = pad_ids(ids, 0)
     states = model.base_model.model.model(input_ids=x, attention_mask=mask, use_cache=False).last_hidden_state
-    return pol.token_logps(states, model.base_model.model.get_output_embeddings().weight, ids, enc.starts[rows])
+    return logps.token_logps(states, model.base_model.model.get_output_embeddings().weight, ids, enc.starts[rows])
 
 
 def timed(fn, steps: int) -> float:
@@ -48,11 +49,11 @@ def bench_rung(rung: str, pairs, steps: int, batch: int, k: int) -> dict[str, fl
     from peft import LoraConfig, get_peft_model
 
     L = models.load(rung, head="causal", dtype="float32", device="cpu")
-    enc = pol.encode_pairs(L.tokenizer, pairs[:batch], max_prompt=48, max_response=32)
+    enc = encoding.encode_pairs(L.tokenizer, pairs[:batch], max_prompt=48, max_response=32)
     rows = list(range(2 * batch))
     first = torch.ones(batch, dtype=torch.bool)
-    lengths = pol.pair_lengths(enc).float()
-    cfg = pol.POConfig.for_loss("dpo")
+    lengths = encoding.pair_lengths(enc).float()
+    cfg = training.POConfig.for_loss("dpo")
     out: dict[str, float] = {}
 
     # whole model with LoRA on every block
@@ -69,7 +70,7 @@ def bench_rung(rung: str, pairs, steps: int, batch: int, k: int) -> dict[str, fl
 
     def step(ref):
         lp = whole_logps(whole, enc, rows)
-        loss = pol.po_loss(torch.stack([lp[:batch], lp[batch:]], 1), ref() if callable(ref) else ref, lengths, first, cfg)
+        loss = training.po_loss(torch.stack([lp[:batch], lp[batch:]], 1), ref() if callable(ref) else ref, lengths, first, cfg)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -83,16 +84,16 @@ def bench_rung(rung: str, pairs, steps: int, batch: int, k: int) -> dict[str, fl
 
     # the course's top blocks
     t0 = time.perf_counter()
-    acts = pol.Cached(enc, pol.activations_of_ids(L.model, enc.ids, k, L.tokenizer.pad_token_id, progress=False))
+    acts = encoding.Cached(enc, decoder.activations_of_ids(L.model, enc.ids, k, L.tokenizer.pad_token_id, progress=False))
     out["activations s/pair"] = (time.perf_counter() - t0) / batch
-    policy = pol.TopBlocksPolicy(L.model, k)
-    peft_policy = pol._with_lora(policy, cfg, 0)
+    policy = TopBlocksPolicy(L.model, k)
+    peft_policy = training.with_lora(policy, cfg, 0)
     opt = torch.optim.AdamW([p for p in peft_policy.parameters() if p.requires_grad], lr=1e-4)
-    ref_top = pol.sequence_logps(policy, acts)
+    ref_top = sequence_logps(policy, acts)
 
     def top_step():
         lp = policy.logps(*acts.batch(rows))
-        loss = pol.po_loss(torch.stack([lp[:batch], lp[batch:]], 1), ref_top, lengths, first, cfg)
+        loss = training.po_loss(torch.stack([lp[:batch], lp[batch:]], 1), ref_top, lengths, first, cfg)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -31,11 +31,12 @@ def main() -> None:
     args = ap.parse_args()
 
     models_cache = os.environ.get("W2S_CACHE_DIR")
-    from w2s_helpers import data, features, finetune, heads, models
-    from w2s_helpers.features import FeatureSpec
+    from w2s_helpers.core import data, features, models
+    from w2s_helpers.core.features import FeatureSpec
+    from w2s_helpers.rewards import finetune, heads
 
     pairs = data.load_split("harmless_gt", n=args.n, seed=0)
-    from w2s_helpers import precision
+    from w2s_helpers.core import precision
 
     dtype = precision.resolve("auto", "cpu")  # what the profiles use on this machine (never emulated bf16)
     print(f"features in {dtype}: {precision.explain('auto', 'cpu').reason}")

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from .features import FeatureSpec
+from w2s_helpers.core.features import FeatureSpec
 
 Regime = Literal["probe", "top_blocks", "finetune"]
 
@@ -48,7 +48,7 @@ class Profile:
     n_train: int | None        # pairs drawn from each of D_gt and D_w2s (None = all 4000)
     n_test: int | None         # pairs drawn from D_test (None = all 4000)
     n_helpful: int | None      # helpfulness pairs for the implicit conflict (None = all)
-    n_tour: int                # pairs per split for chapter 0's first look at the ladder
+    n_tour: int                # pairs per pool for chapter 0's first look at the ladder
     ladder: tuple[str, ...]    # rungs from weakest to strongest; every weak < strong pair is run
     regime: Regime             # probe: head on frozen features; top_blocks; finetune: whole model
     seeds: tuple[int, ...]     # one run per seed; intervals are taken over them
@@ -71,9 +71,9 @@ class Profile:
     @property
     def precision(self) -> str:
         """The dtype this profile computes features, activations and top blocks in, on this machine
-        (``features.dtype`` with ``"auto"`` resolved: :func:`w2s_helpers.precision.resolve`)."""
-        from .models import resolve_device
-        from .precision import resolve
+        (``features.dtype`` with ``"auto"`` resolved: :func:`w2s_helpers.core.precision.resolve`)."""
+        from w2s_helpers.core.models import resolve_device
+        from w2s_helpers.core.precision import resolve
 
         return resolve(self.features.dtype, resolve_device(self.device))
 
@@ -103,7 +103,7 @@ PROFILES: dict[str, Profile] = {
         regime_study=(("minilm-l6", "finetune"), ("smollm2-135m", "top_blocks")),
         po=POSettings(weak="smollm2-135m", strong="qwen2.5-0.5b", n_train=192, n_test=400, n_helpful=192,
                       max_prompt=48, max_response=32, lr=1e-3),
-        description="what a learner runs on a 2-core CPU: three offline rungs, 1000 pairs per split",
+        description="what a learner runs on a 2-core CPU: three offline rungs, 1000 pairs per pool",
     ),
     "paper": Profile(
         name="paper", n_train=None, n_test=None, n_helpful=None, n_tour=2000,
@@ -114,7 +114,7 @@ PROFILES: dict[str, Profile] = {
         po=POSettings(weak="gpt2", strong="gpt2-large", n_train=4000, n_test=4000, n_helpful=4000,
                       max_prompt=256, max_response=256, batch_size=32, lr=1e-6, regime="whole", lora_r=0,
                       dpo_epochs=3, n_generate=5, max_new_tokens=64),
-        description="the paper's scale: GPT-2 ladder from the hub, 4000 pairs per split, GPU(s), max length 512",
+        description="the paper's scale: GPT-2 ladder from the hub, 4000 pairs per pool, GPU(s), max length 512",
     ),
 }
 

@@ -1,7 +1,7 @@
 """Progress bars that show wherever the course runs.
 
 In JupyterLab, ``tqdm.auto`` draws widget bars. A headless run (``make course``, papermill)
-has no widgets to draw, so :mod:`w2s_helpers.runner` sets ``W2S_PROGRESS=text`` for the
+has no widgets to draw, so :mod:`w2s_helpers.course.runner` sets ``W2S_PROGRESS=text`` for the
 kernel: bars are then plain text on stderr, which the runner echoes to the terminal.
 
     for batch in progress.bar(batches, desc="features"): ...

@@ -14,11 +14,11 @@ deals with slot order itself.
 - :class:`ProbeLab`: a linear head on cached frozen features (standardised per rung, L2
   chosen by 5-fold CV on D_gt). A fit takes about a second.
 - :class:`AdaptLab` ``top_blocks``: the top k blocks + head on cached activations
-  (:mod:`w2s_helpers.top_blocks`).
+  (:mod:`w2s_helpers.rewards.top_blocks`).
 - :class:`AdaptLab` ``finetune``: the whole reward model through trl's RewardTrainer
-  (:mod:`w2s_helpers.finetune`); the paper's regime, for GPUs.
+  (:mod:`w2s_helpers.rewards.finetune`); the paper's regime, for GPUs.
 
-Adapted fits score the requested splits right after training and then free the model, so
+Adapted fits score the requested pools right after training and then free the model, so
 a grid of runs does not hold a grid of models in memory.
 """
 
@@ -31,12 +31,14 @@ from typing import Sequence, Union
 
 import torch
 
-from . import data, features, heads, models, work
-from .data import PreferencePair
-from .profiles import Profile
+from w2s_helpers.core import data, features, models, work
+from w2s_helpers.core.data import PreferencePair
+from w2s_helpers.core.pools import draw_pools
+from w2s_helpers.core.profiles import Profile
+from w2s_helpers.rewards import heads
 
 Pair = tuple[torch.Tensor, torch.Tensor]  # (chosen [N, H], rejected [N, H])
-Part = tuple[str, torch.Tensor, Union[torch.Tensor, float]]  # (split, indices into its pool, P(chosen preferred))
+Part = tuple[str, torch.Tensor, Union[torch.Tensor, float]]  # (pool, indices into it, label: P(chosen preferred))
 
 
 @dataclass
@@ -44,7 +46,7 @@ class Fitted:
     """A trained reward model of some regime.
 
     w:       [H] linear head (probe regime)
-    scores:  split -> margins [N] computed at fit time (adapted regimes)
+    scores:  pool -> margins [N] computed at fit time (adapted regimes)
     """
 
     rung: str
@@ -53,28 +55,14 @@ class Fitted:
     scores: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def draw_pools(profile: Profile, helpful: bool = False) -> dict[str, list[PreferencePair]]:
-    """The profile's fixed pools (seed 0): gt, w2s, test and optionally helpful."""
-    pools = {
-        "gt": data.load_split("harmless_gt", n=profile.n_train, seed=0),
-        "w2s": data.load_split("harmless_w2s", n=profile.n_train, seed=0),
-        "test": data.load_split("harmless_test", n=profile.n_test, seed=0),
-    }
-    if helpful:
-        available = len(data.load_split("helpful"))
-        n = available if profile.n_helpful is None else min(profile.n_helpful, available)
-        pools["helpful"] = data.load_split("helpful", n=n, seed=0)
-    return pools
-
-
 def _labels(parts: Sequence[Part]) -> torch.Tensor:
     """Concatenated chosen-first labels [sum n_i] of the parts (a float means 'all equal')."""
     out = []
-    for split, idx, label in parts:
+    for pool, idx, label in parts:
         lab = torch.as_tensor(label, dtype=torch.float32)
         lab = lab.expand(len(idx)) if lab.ndim == 0 else lab
         if len(lab) != len(idx):
-            raise ValueError(f"part {split!r}: {len(idx)} indices but {len(lab)} labels")
+            raise ValueError(f"part {pool!r}: {len(idx)} indices but {len(lab)} labels")
         out.append(lab)
     return torch.cat(out)
 
@@ -95,9 +83,9 @@ class Lab:
         if not self.data_hash:
             self.data_hash = data.pairs_hash(self.pools["gt"] + self.pools["w2s"] + self.pools["test"])
 
-    def train_idx(self, split: str, seed: int, frac: float = 0.8) -> torch.Tensor:
+    def train_idx(self, pool: str, seed: int, frac: float = 0.8) -> torch.Tensor:
         """Indices of a seeded random ``frac`` of a pool (each seed trains on other data)."""
-        n = len(self.pools[split])
+        n = len(self.pools[pool])
         return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: int(frac * n)]
 
     def ceiling(self, rung: str, seed: int, n: int | None = None, **kw) -> Fitted:
@@ -107,7 +95,7 @@ class Lab:
     def fit(self, rung: str, parts: Sequence[Part], seed: int, alpha: float = 0.0, **kw) -> Fitted:
         raise NotImplementedError
 
-    def margins(self, fitted: Fitted, split: str = "test") -> torch.Tensor:
+    def margins(self, fitted: Fitted, pool: str = "test") -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -115,7 +103,7 @@ class Lab:
 class ProbeLab(Lab):
     """Features of the fixed pools for every rung, and linear heads on them.
 
-    phi: rung -> split -> standardised (chosen, rejected) features.
+    phi: rung -> pool -> standardised (chosen, rejected) features.
     l2:  rung -> L2 penalty chosen by 5-fold cross-validation on D_gt.
     """
 
@@ -131,13 +119,13 @@ class ProbeLab(Lab):
             t0 = time.perf_counter()
             lm = models.load(name, device=profile.device, dtype=lab.precision, install_missing=True)
             spec = dataclasses.replace(profile.features, dtype=lab.precision)
-            raw = {split: features.pair_features(lm, pairs, spec, prefix=profile.n_tour)  # ch. 0's tour: shared
-                   for split, pairs in lab.pools.items()}
+            raw = {pool: features.pair_features(lm, pairs, spec, prefix=profile.n_tour)  # ch. 0's tour: shared
+                   for pool, pairs in lab.pools.items()}
             del lm
             c, r = raw["gt"]
             both = torch.cat([c, r])
             mu, sd = both.mean(0), both.std(0).clamp(min=1e-6)
-            lab.phi[name] = {split: ((c - mu) / sd, (r - mu) / sd) for split, (c, r) in raw.items()}
+            lab.phi[name] = {pool: ((c - mu) / sd, (r - mu) / sd) for pool, (c, r) in raw.items()}
             a, b, y = heads.slot_order(*lab.phi[name]["gt"], seed=0)
             lab.l2[name] = heads.choose_l2(a - b, y)
             if verbose:
@@ -153,8 +141,8 @@ class ProbeLab(Lab):
         Chosen-first labels p become p for pairs kept in order and 1 - p for swapped ones;
         the explicit-conflict ground truth is 1 for kept and 0 for swapped pairs.
         """
-        c = torch.cat([self.phi[rung][split][0][idx] for split, idx, _ in parts])
-        r = torch.cat([self.phi[rung][split][1][idx] for split, idx, _ in parts])
+        c = torch.cat([self.phi[rung][pool][0][idx] for pool, idx, _ in parts])
+        r = torch.cat([self.phi[rung][pool][1][idx] for pool, idx, _ in parts])
         a, b, keep = heads.slot_order(c, r, seed)
         p = _labels(parts)
         label = keep * p + (1 - keep) * (1 - p)
@@ -162,9 +150,9 @@ class ProbeLab(Lab):
                                     alpha=alpha, solver=solver)
         return Fitted(rung, "probe", w=w)
 
-    def margins(self, fitted: Fitted, split: str = "test") -> torch.Tensor:
+    def margins(self, fitted: Fitted, pool: str = "test") -> torch.Tensor:
         """delta [N] = r(chosen) - r(rejected) for every pair of a pool."""
-        c, r = self.phi[fitted.rung][split]
+        c, r = self.phi[fitted.rung][pool]
         return (c - r) @ fitted.w
 
 
@@ -172,7 +160,7 @@ class ProbeLab(Lab):
 class AdaptLab(Lab):
     """Regimes that train transformer weights: ``top_blocks`` and ``finetune``.
 
-    ``fit(..., score=("test", "w2s"))`` trains, scores those splits and frees the model.
+    ``fit(..., score=("test", "w2s"))`` trains, scores those pools and frees the model.
     top_blocks caches a rung's activations of a pool the first time a fit needs them (on disk too).
     """
 
@@ -186,22 +174,22 @@ class AdaptLab(Lab):
             raise ValueError(f"AdaptLab trains 'top_blocks' or 'finetune', not {regime!r}")
         return cls(profile, draw_pools(profile, helpful), regime=regime, verbose=verbose)
 
-    def _activations(self, rung: str, splits: Sequence[str]) -> dict[str, tuple]:
-        """(chosen, rejected) activations of ``splits`` for ``rung``, computed once each."""
-        from . import top_blocks
+    def _activations(self, rung: str, pools: Sequence[str]) -> dict[str, tuple]:
+        """(chosen, rejected) activations of ``pools`` for ``rung``, computed once each."""
+        from w2s_helpers.core import decoder
 
         have = self.acts.setdefault(rung, {})
-        missing = [s for s in dict.fromkeys(splits) if s not in have]
+        missing = [s for s in dict.fromkeys(pools) if s not in have]
         if missing:
             t0 = time.perf_counter()
             if rung not in self.backbones:
                 lm = models.load(rung, device=self.profile.device, dtype=self.precision, install_missing=True)
-                top_blocks.decoder_parts(lm.model)  # clear error before any work
+                decoder.decoder_parts(lm.model)  # clear error before any work
                 self.backbones[rung] = lm
             lm = self.backbones[rung]
             k, n = self.profile.top_k, self.profile.features.max_length
-            for split in missing:
-                have[split] = tuple(top_blocks.activations(lm, [p.transcript(side) for p in self.pools[split]], k, n)
+            for pool in missing:
+                have[pool] = tuple(decoder.activations(lm, [p.transcript(side) for p in self.pools[pool]], k, n)
                                     for side in ("chosen", "rejected"))
             if self.verbose:
                 print(f"{rung}: activations below the top {k} blocks of {', '.join(missing)} ready in "
@@ -217,23 +205,23 @@ class AdaptLab(Lab):
         return Fitted(rung, self.regime, scores=fit(rung, parts, _labels(parts), seed, alpha, score))
 
     def _fit_top_blocks(self, rung, parts, labels, seed, alpha, score) -> dict[str, torch.Tensor]:
-        from . import top_blocks
-        from .top_blocks import Activations
+        from w2s_helpers.core.decoder import Activations
+        from w2s_helpers.rewards import top_blocks
 
-        acts = self._activations(rung, [split for split, _, _ in parts] + list(score))
-        chosen, rejected = (Activations.cat([acts[split][side].take(idx.tolist()) for split, idx, _ in parts])
+        acts = self._activations(rung, [pool for pool, _, _ in parts] + list(score))
+        chosen, rejected = (Activations.cat([acts[pool][side].take(idx.tolist()) for pool, idx, _ in parts])
                             for side in (0, 1))
         cfg = top_blocks.TopBlocksConfig(k=self.profile.top_k, lr=self.profile.top_lr, seed=seed, alpha=alpha,
                                          batch_size=min(16, self.profile.batch_size), epochs=self.profile.epochs)
         model = top_blocks.train(self.backbones[rung].model, chosen, rejected, labels, cfg,
                                  device=self._device(), progress=self.verbose)
-        return {split: top_blocks.margins(model, *acts[split]) for split in score}
+        return {pool: top_blocks.margins(model, *acts[pool]) for pool in score}
 
     def _fit_finetune(self, rung, parts, labels, seed, alpha, score) -> dict[str, torch.Tensor]:
-        from . import finetune
+        from w2s_helpers.rewards import finetune
 
         device = self._device()
-        pairs = [self.pools[split][i] for split, idx, _ in parts for i in idx.tolist()]
+        pairs = [self.pools[pool][i] for pool, idx, _ in parts for i in idx.tolist()]
         rm = models.load(rung, head="reward", device=device, dtype="float32", seed=seed, install_missing=True)
         n = self.profile.features.max_length
         ds = finetune.preference_dataset(rm.tokenizer, pairs, labels.tolist(), max_length=n)
@@ -246,13 +234,13 @@ class AdaptLab(Lab):
             n_tok = cfg.epochs * sum(len(a) + len(b) for a, b in zip(ds["chosen_ids"], ds["rejected_ids"]))
             work.record("train-finetune", rung, 6 * work.dense_params(rm.model) * n_tok, n_tok,
                         dtype="bfloat16" if cfg.bf16 else "float32")
-        return {split: finetune.reward_margins(rm, self.pools[split], n) for split in score}
+        return {pool: finetune.reward_margins(rm, self.pools[pool], n) for pool in score}
 
-    def margins(self, fitted: Fitted, split: str = "test") -> torch.Tensor:
-        if split not in fitted.scores:
-            raise KeyError(f"this {fitted.regime} fit of {fitted.rung} scored {sorted(fitted.scores)}, not {split!r}; "
-                           f"pass score=(..., {split!r}) to fit")
-        return fitted.scores[split]
+    def margins(self, fitted: Fitted, pool: str = "test") -> torch.Tensor:
+        if pool not in fitted.scores:
+            raise KeyError(f"this {fitted.regime} fit of {fitted.rung} scored {sorted(fitted.scores)}, not {pool!r}; "
+                           f"pass score=(..., {pool!r}) to fit")
+        return fitted.scores[pool]
 
 
 def build(profile: Profile, regime: str | None = None, helpful: bool = False, **kw) -> Lab:

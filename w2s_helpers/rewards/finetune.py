@@ -2,7 +2,7 @@
 
 trl's trainer learns from hard preferences only, and drops any dataset column it does not
 know. :class:`W2SRewardTrainer` keeps two more columns per pair and uses the course's
-losses (:mod:`w2s_helpers.losses`), so the probe and fine-tuning regimes optimise the same
+losses (:mod:`w2s_helpers.rewards.losses`), so the probe and fine-tuning regimes optimise the same
 objective:
 
 - ``soft_label``: probability that the chosen side is preferred (1.0 for ground truth, a
@@ -23,8 +23,9 @@ from typing import Any, Sequence
 
 import torch
 
-from . import losses, work
-from .data import PreferencePair
+from w2s_helpers.core import work
+from w2s_helpers.core.data import PreferencePair
+from w2s_helpers.rewards import losses
 
 
 def tokenize_pairs(tokenizer, pairs: Sequence[PreferencePair], max_length: int) -> dict[str, list[list[int]]]:

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
-from .data import HubUnavailableError, require_hub
-from .store import atomic_dir, cache_dir, file_sha256
+from w2s_helpers.core.hub import HubUnavailableError, require_hub
+from w2s_helpers.core.store import atomic_dir, cache_dir, file_sha256
 
 Head = Literal["backbone", "reward", "causal"]
 
@@ -296,12 +296,12 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def resolve_dtype(dtype: str = "auto", device: str = "cpu"):
-    """The torch dtype to load weights in. ``"auto"``: :func:`w2s_helpers.precision.resolve`
+    """The torch dtype to load weights in. ``"auto"``: :func:`w2s_helpers.core.precision.resolve`
     (bf16 only where this machine runs it natively and faster, fp32 otherwise); ``"float16"``
     passes through for GPU users; ``"float32"``/``"bfloat16"`` (or ``fp32``/``bf16``) as given."""
     import torch
 
-    from . import precision
+    from w2s_helpers.core import precision
 
     if dtype in ("float16", "fp16"):
         return torch.float16
@@ -393,7 +393,11 @@ def load(
     head="causal":   ``AutoModelForCausalLM`` (policies, log-probs, generation).
     """
     import torch
-    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
+    from transformers import (
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+    )
 
     rung = get_rung(name)
     if head == "causal" and not rung.causal:

@@ -25,9 +25,10 @@ from typing import Literal, Sequence
 
 import torch
 
-from . import work
-from .data import PreferencePair
-from .store import atomic_write_bytes, cache_dir, content_hash
+from w2s_helpers.core import work
+from w2s_helpers.core.batching import length_batches
+from w2s_helpers.core.data import PreferencePair
+from w2s_helpers.core.store import atomic_write_bytes, cache_dir, content_hash
 
 # Bump when the extraction code changes what it returns: old cache entries then miss.
 FEATURES_VERSION = 1
@@ -45,7 +46,7 @@ class FeatureSpec:
     layer:      which hidden state: ``None`` = the final one; an int indexes
                 ``hidden_states`` (0 = embeddings); a float in (0, 1] is a fraction of depth.
     dtype:      compute dtype: ``"auto"`` (bf16 only where this machine runs it natively and
-                faster, see :mod:`w2s_helpers.precision`), ``"float32"`` or ``"bfloat16"``;
+                faster, see :mod:`w2s_helpers.core.precision`), ``"float32"`` or ``"bfloat16"``;
                 stored features are always float32. ``"auto"`` is resolved before the cache
                 key is taken, so keys always name the dtype that really ran. Fastest is a
                 backbone loaded in that dtype (``models.load(name, dtype=spec.dtype)``); an
@@ -53,7 +54,7 @@ class FeatureSpec:
     batch_size: at most this many texts per forward pass (texts are sorted by length first).
     batch_tokens: at most this many tokens, padding included, per forward pass: long texts go
                 in small batches and short ones in large batches, so little work is padding
-                (:func:`length_batches`).
+                (:func:`w2s_helpers.core.batching.length_batches`).
     """
 
     pooling: Pooling = "last"
@@ -65,7 +66,7 @@ class FeatureSpec:
 
     def resolved(self, device: str = "cpu") -> "FeatureSpec":
         """This spec with ``dtype="auto"`` replaced by the precision chosen for ``device``."""
-        from .precision import resolve
+        from w2s_helpers.core.precision import resolve
 
         return dataclasses.replace(self, dtype=resolve(self.dtype, device))
 
@@ -127,27 +128,6 @@ def _precision(model, dtype: str):
                      f"load the model with dtype={dtype!r} or change FeatureSpec.dtype")
 
 
-def length_batches(lengths: Sequence[int], max_rows: int, max_tokens: int, min_fill: float = 0.8) -> list[list[int]]:
-    """Indices into ``lengths`` in batches, longest first. A batch closes when it holds
-    ``max_rows`` items, when one more would make it ``rows x longest`` > ``max_tokens``, or
-    when the next item is shorter than ``min_fill`` x its longest (so no row is more than
-    20% padding: the long tail of a length distribution goes in small batches).
-
-    Every item appears once; an item longer than ``max_tokens`` gets a batch of its own.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    for i in order:
-        if batches:
-            b = batches[-1]
-            longest = lengths[b[0]]
-            if len(b) < max_rows and (len(b) + 1) * longest <= max_tokens and lengths[i] >= min_fill * longest:
-                b.append(i)
-                continue
-        batches.append([i])
-    return batches
-
-
 @torch.inference_mode()
 def compute(model, tokenizer, texts: Sequence[str], spec: FeatureSpec, progress: bool = True) -> torch.Tensor:
     """Features of ``texts`` without the cache. Returns [N, H] float32 on CPU, input order.
@@ -156,7 +136,7 @@ def compute(model, tokenizer, texts: Sequence[str], spec: FeatureSpec, progress:
     ``spec.batch_size`` texts and ``spec.batch_tokens`` padded tokens (so padding is minimal),
     run under ``inference_mode``, pooled and put back in order.
     """
-    from .progress import bar
+    from w2s_helpers.core.progress import bar
 
     if len(texts) == 0:
         raise ValueError("no texts to embed")
@@ -211,7 +191,7 @@ def _load_entry(path: Path, key: str, n: int) -> torch.Tensor | None:
 def extract(
     loaded, texts: Sequence[str], spec: FeatureSpec = FeatureSpec(), cache: bool = True, progress: bool = True
 ) -> torch.Tensor:
-    """Cached features of ``texts`` from a :class:`~w2s_helpers.models.Loaded` backbone.
+    """Cached features of ``texts`` from a :class:`~w2s_helpers.core.models.Loaded` backbone.
 
     Returns [N, H] float32. A second call with the same model, texts and spec reads the
     safetensors entry instead of running the model.

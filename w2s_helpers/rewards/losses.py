@@ -23,19 +23,19 @@ def pairwise_bce_per_pair(delta: torch.Tensor, label: torch.Tensor) -> torch.Ten
 
 
 def explicit_conflict_loss(
-    delta: torch.Tensor, soft_label: torch.Tensor, gt_label: torch.Tensor, alpha: float
+    delta: torch.Tensor, weak_label: torch.Tensor, gt_label: torch.Tensor, alpha: float
 ) -> torch.Tensor:
     """The paper's explicit-conflict reward-model loss (PAPER.md section 2), mean over pairs.
 
-        loss_i = BCE(sigma(delta_i), p_weak_i) + alpha * m_i * BCE(sigma(delta_i), 1 - y_i)
+        loss_i = BCE(sigma(delta_i), weak_label_i) + alpha * m_i * BCE(sigma(delta_i), 1 - y_i)
         m_i    = 1 iff the current prediction (delta_i >= 0) disagrees with y_i   (no gradient)
 
-    delta: [N] margins r(A) - r(B); soft_label: [N] weak-model probabilities that A is
-    preferred; gt_label: [N] ground truth 1 iff A is the harmless side. The mask rewards the
+    delta: [N] margins r(A) - r(B); weak_label: [N] the weak label, soft: the weak model's
+    probability sigma(delta_weak) that A is preferred; gt_label: [N] ground truth 1 iff A is the harmless side. The mask rewards the
     student for preferring the harmful side *whenever it already does*. Using ground truth
     here is a simulation device of the paper, not something a real trainer could do.
     Normalised by N over the whole batch (the reference code assumed a batch of 1).
     """
-    base = pairwise_bce_per_pair(delta, soft_label)
+    base = pairwise_bce_per_pair(delta, weak_label)
     mask = ((delta >= 0).float() != gt_label).float().detach()
     return (base + alpha * mask * pairwise_bce_per_pair(delta, 1 - gt_label)).mean()

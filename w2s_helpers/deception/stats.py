@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from w2s_helpers.deception.regions import as_vectors
+
 
 def wilson_ci(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """Wilson score interval for a proportion k/n (95% by default)."""
@@ -63,3 +65,23 @@ def mean_ci(values) -> dict[str, float]:
         return {"mean": float(x[0]), "low": float("nan"), "high": float("nan"), "n": 1}
     half = t_quantile_975(n - 1) * x.std(ddof=1) / math.sqrt(n)
     return {"mean": float(x.mean()), "low": float(x.mean() - half), "high": float(x.mean() + half), "n": n}
+
+def bootstrap(fn, *vectors, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
+    """(estimate, low, high): ``fn(*vectors)`` and a percentile interval over test pairs.
+
+    Resamples the N pairs with replacement ``n_boot`` times, the same indices for every
+    vector (they describe the same pairs), and calls ``fn`` once on [n_boot, N] arrays.
+    NaN resamples (an empty cell) are ignored; all-NaN gives a NaN interval.
+    """
+    vs = as_vectors(*vectors)
+    if vs[0].ndim != 1:
+        raise ValueError(f"bootstrap takes 1-D vectors, got shape {vs[0].shape}")
+    n = len(vs[0])
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    values = np.asarray(fn(*(v[idx] for v in vs)), dtype=float)
+    est = float(fn(*vs))
+    if np.isnan(values).all():
+        return est, float("nan"), float("nan")
+    tail = (1 - level) / 2 * 100
+    low, high = np.nanpercentile(values, [tail, 100 - tail])
+    return est, float(low), float(high)

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .store import atomic_write_bytes, cache_dir, content_hash
+from w2s_helpers.core.store import atomic_write_bytes, cache_dir, content_hash
 
 Role = str  # "weak" (weak ceiling), "strong" (strong ceiling), "student"
 

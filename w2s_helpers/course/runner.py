@@ -8,10 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from .data import REPO_ROOT
+from w2s_helpers.core.paths import NOTEBOOKS
 
 KERNEL = "w2s-course"
-NOTEBOOKS = REPO_ROOT / "notebooks"
 
 
 def ensure_kernel(name: str = KERNEL) -> str:
@@ -104,7 +103,7 @@ def run_chapter(notebook: Path, profile: str, out_dir: Path, timeout: int = 3600
 
     ``timeout`` is the limit per cell, in seconds. ``progress=True`` prints a line per code cell
     and (``echo``) the cells' prints and text progress bars as they arrive (the kernel runs with
-    ``W2S_PROGRESS=text``, see :mod:`w2s_helpers.progress`). Raises papermill's
+    ``W2S_PROGRESS=text``, see :mod:`w2s_helpers.core.progress`). Raises papermill's
     ``PapermillExecutionError`` on a failing cell; the output notebook is still written, with
     the error shown.
     """
@@ -113,7 +112,7 @@ def run_chapter(notebook: Path, profile: str, out_dir: Path, timeout: int = 3600
     import nbformat
     import papermill as pm
 
-    from .progress import PROGRESS_ENV
+    from w2s_helpers.core.progress import PROGRESS_ENV
 
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / notebook.name

@@ -128,7 +128,7 @@ def conflict_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpful_
     implicit:         + helpful pairs with true helpfulness labels (share ``helpful_share``)
     explicit:         + the alpha-weighted explicit-conflict term
     """
-    from . import heads
+    from w2s_helpers.rewards import heads
 
     world = make_world(dim=32, weak_dims=weak_dims, weak_noise=weak_noise, conflict=conflict, seed=0)
     base = 1000 * seed

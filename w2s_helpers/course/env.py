@@ -15,7 +15,7 @@ CORE_PACKAGES = ("torch", "transformers", "trl", "datasets", "accelerate", "peft
 
 def pinned_versions(requirements: str | None = None) -> dict[str, str]:
     """``name -> version`` from the ``==`` pins of requirements.txt."""
-    from .data import REPO_ROOT
+    from w2s_helpers.core.paths import REPO_ROOT
 
     path = requirements or str(REPO_ROOT / "requirements.txt")
     pins = {}
@@ -51,12 +51,12 @@ def system_report() -> dict[str, Any]:
     chooses on it (with the reason), data and cache folders."""
     import torch
 
-    from .models import resolve_device
-    from .precision import explain
-    from .store import cache_dir
+    from w2s_helpers.core.models import resolve_device
+    from w2s_helpers.core.precision import explain
+    from w2s_helpers.core.store import cache_dir
 
     try:
-        from .data import resolve_data_dir
+        from w2s_helpers.core.data import resolve_data_dir
 
         data_dir: str = str(resolve_data_dir())
     except FileNotFoundError as e:

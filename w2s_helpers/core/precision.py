@@ -33,7 +33,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from .store import atomic_write_bytes, cache_dir, content_hash
+from w2s_helpers.core.store import atomic_write_bytes, cache_dir, content_hash
 
 Dtype = Literal["float32", "bfloat16"]
 

@@ -2,7 +2,7 @@
 
 A head is a weight vector w [H]; the reward of a text is r(x) = w . phi(x), so a pair's
 margin is delta = w . (phi(A) - phi(B)) and a bias would cancel. Training minimises the
-paper's losses (:mod:`w2s_helpers.losses`) plus an L2 penalty, with full-batch Adam
+paper's losses (:mod:`w2s_helpers.rewards.losses`) plus an L2 penalty, with full-batch Adam
 so the explicit-conflict mask is re-evaluated as the head changes.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from . import losses
+from w2s_helpers.rewards import losses
 
 
 def fit_pairwise_head(

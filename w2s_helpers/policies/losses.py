@@ -9,6 +9,9 @@ checks. All inputs are [N] tensors, one entry per pair:
 The explicit conflict is per-example and conditional: when the policy currently prefers the
 ground-truth harmful response (by the scenario's own correctness rule), alpha times a loss
 that prefers the harmful response is added. The mask carries no gradient.
+
+``weak_label`` [N] bool is the weak policy's hard label of each pair: True where it prefers
+the harmless (ground-truth chosen) response.
 """
 
 from __future__ import annotations
@@ -31,13 +34,13 @@ def simpo_loss_per_pair(avg_chosen: torch.Tensor, avg_rejected: torch.Tensor, be
     return -F.logsigmoid(beta * (avg_chosen - avg_rejected) - gamma)
 
 
-def _orient(weak_prefers_harmless: torch.Tensor, harmless: torch.Tensor, harmful: torch.Tensor):
-    """(chosen, rejected) in the weak model's order: harmless first where the weak label says so."""
-    keep = weak_prefers_harmless.bool()
+def _orient(weak_label: torch.Tensor, harmless: torch.Tensor, harmful: torch.Tensor):
+    """(chosen, rejected) in the weak label's order: harmless first where ``weak_label`` is True."""
+    keep = weak_label.bool()
     return torch.where(keep, harmless, harmful), torch.where(keep, harmful, harmless)
 
 
-def dpo_explicit_loss(pi_harmless, pi_harmful, ref_harmless, ref_harmful, weak_prefers_harmless,
+def dpo_explicit_loss(pi_harmless, pi_harmful, ref_harmless, ref_harmful, weak_label,
                       alpha: float, beta: float = 0.1) -> torch.Tensor:
     """The explicit-conflict DPO loss, mean over the batch.
 
@@ -45,8 +48,8 @@ def dpo_explicit_loss(pi_harmless, pi_harmful, ref_harmless, ref_harmful, weak_p
     m_i = 1 iff the policy now prefers the harmful response: pi_harmful > pi_harmless
     (summed log-probs, the DPO scenario's correctness rule), no gradient.
     """
-    c_pi, r_pi = _orient(weak_prefers_harmless, pi_harmless, pi_harmful)
-    c_ref, r_ref = _orient(weak_prefers_harmless, ref_harmless, ref_harmful)
+    c_pi, r_pi = _orient(weak_label, pi_harmless, pi_harmful)
+    c_ref, r_ref = _orient(weak_label, ref_harmless, ref_harmful)
     base = dpo_loss_per_pair(c_pi, r_pi, c_ref, r_ref, beta)
     if not alpha:
         return base.mean()
@@ -55,11 +58,11 @@ def dpo_explicit_loss(pi_harmless, pi_harmful, ref_harmless, ref_harmful, weak_p
     return (base + alpha * mask * extra).mean()
 
 
-def simpo_explicit_loss(avg_harmless, avg_harmful, weak_prefers_harmless, alpha: float, beta: float = 2.0,
+def simpo_explicit_loss(avg_harmless, avg_harmful, weak_label, alpha: float, beta: float = 2.0,
                         gamma: float = 1.0) -> torch.Tensor:
     """The explicit-conflict SimPO loss, mean over the batch; the mask compares mean log-probs
     (the SimPO scenario's correctness rule)."""
-    c, r = _orient(weak_prefers_harmless, avg_harmless, avg_harmful)
+    c, r = _orient(weak_label, avg_harmless, avg_harmful)
     base = simpo_loss_per_pair(c, r, beta, gamma)
     if not alpha:
         return base.mean()

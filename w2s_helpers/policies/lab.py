@@ -1,7 +1,7 @@
 """Chapter 4's plumbing: pools, cached activations, trained policies and their scores.
 
-    lab = po_lab.PolicyLab(P)                 # P = profiles.get(PROFILE); sizes in P.po
-    run = lab.run(rung, config, parts)        # SFT -> DPO/SimPO, then log-probs of every split
+    lab = PolicyLab(P)                        # P = profiles.get(PROFILE); sizes in P.po
+    run = lab.run(rung, config, parts)        # SFT -> DPO/SimPO, then log-probs of every pool scored
     run.logps["test"]                         # [N, 2] summed log-probs (chosen, rejected)
 
 A run is keyed by the rung's fingerprint, the training config and the exact training pairs
@@ -19,15 +19,26 @@ from typing import Sequence
 
 import torch
 
-from . import models
-from . import policy as pol
-from .data import PreferencePair
-from .lab import draw_pools
-from .profiles import Profile
-from .store import atomic_write_bytes, cache_dir, content_hash
+from w2s_helpers.core import models
+from w2s_helpers.core.data import PreferencePair
+from w2s_helpers.core.pools import draw_pools
+from w2s_helpers.core.profiles import Profile
+from w2s_helpers.core.store import atomic_write_bytes, cache_dir, content_hash
+from w2s_helpers.policies import training
+from w2s_helpers.policies.encoding import (
+    Cached,
+    Tokens,
+    cached,
+    encode_pairs,
+    pair_lengths,
+)
+from w2s_helpers.policies.generation import to_causal_lm
+from w2s_helpers.policies.logps import preference
+from w2s_helpers.policies.policy import TopBlocksPolicy, WholePolicy, sequence_logps
+from w2s_helpers.policies.training import POConfig
 
 PO_LAB_VERSION = "1"
-Part = tuple[str, Sequence[int] | None, "torch.Tensor | float"]   # (pool, indices or all, first [n] or one value)
+Part = tuple[str, Sequence[int] | None, "torch.Tensor | float"]   # (pool, indices or all, label [n] or one bool)
 
 
 @dataclass
@@ -40,7 +51,7 @@ class Run:
 
     def delta(self, pool: str, loss: str) -> torch.Tensor:
         """[N] preference for the chosen response under ``loss``'s rule (correct: >= 0)."""
-        return pol.preference(self.logps[pool], self.lengths[pool].float(), loss)
+        return preference(self.logps[pool], self.lengths[pool].float(), loss)
 
     def correct(self, pool: str, loss: str) -> torch.Tensor:
         return self.delta(pool, loss) >= 0
@@ -57,7 +68,7 @@ class PolicyLab:
         sizes = {"gt": self.S.n_train, "w2s": self.S.n_train, "test": self.S.n_test, "helpful": self.S.n_helpful}
         self.pools: dict[str, list[PreferencePair]] = {k: full[k][:n] for k, n in sizes.items()}
         self._loaded: dict[str, object] = {}
-        self._data: dict[tuple[str, str], pol.Cached] = {}
+        self._data: dict[tuple[str, str], Cached] = {}
         self._sft: dict[str, dict[str, torch.Tensor]] = {}
 
     # -- models and data -----------------------------------------------------------------------
@@ -68,72 +79,72 @@ class PolicyLab:
             self._loaded[name] = models.load(rung, head="causal", dtype="float32", device=self.device)
         return self._loaded[name]
 
-    def data(self, rung: str, pool: str) -> "pol.Cached | pol.Tokens":
+    def data(self, rung: str, pool: str) -> "Cached | Tokens":
         """Encoded pairs of ``pool``: with the cached inputs of block L-k of ``rung`` (top_blocks),
         or as token ids alone (whole)."""
         key = (getattr(rung, "name", rung), pool)
         if key not in self._data:
             L = self.loaded(rung)
-            enc = pol.encode_pairs(L.tokenizer, self.pools[pool], self.S.max_prompt, self.S.max_response)
-            self._data[key] = (pol.Tokens(enc, L.tokenizer.pad_token_id) if self.S.regime == "whole"
-                               else pol.cached(L, enc, self.S.k, progress=self.progress))
+            enc = encode_pairs(L.tokenizer, self.pools[pool], self.S.max_prompt, self.S.max_response)
+            self._data[key] = (Tokens(enc, L.tokenizer.pad_token_id) if self.S.regime == "whole"
+                               else cached(L, enc, self.S.k, progress=self.progress))
         return self._data[key]
 
-    def base_policy(self, rung) -> "pol.TopBlocksPolicy | pol.WholePolicy":
+    def base_policy(self, rung) -> "TopBlocksPolicy | WholePolicy":
         """The untrained policy of ``rung`` in the profile's regime."""
         L = self.loaded(rung)
         if self.S.regime == "whole":
-            return pol.WholePolicy(L.model)
+            return WholePolicy(L.model)
         if self.S.regime != "top_blocks":
             raise ValueError(f"policy regime must be 'top_blocks' or 'whole', got {self.S.regime!r}")
-        return pol.TopBlocksPolicy(L.model, self.S.k)
+        return TopBlocksPolicy(L.model, self.S.k)
 
-    def _training_set(self, rung: str, parts: Sequence[Part]) -> tuple[pol.Cached, torch.Tensor]:
-        datas, firsts = [], []
-        kind = pol.Tokens if self.S.regime == "whole" else pol.Cached
-        for pool, idx, first in parts:
+    def _training_set(self, rung: str, parts: Sequence[Part]) -> tuple[Cached, torch.Tensor]:
+        datas, labels = [], []
+        kind = Tokens if self.S.regime == "whole" else Cached
+        for pool, idx, label in parts:
             d = self.data(rung, pool)
             idx = list(range(len(d))) if idx is None else list(idx)
             datas.append(d.take(idx))
-            f = torch.as_tensor(first, dtype=torch.bool)
-            firsts.append(f.expand(len(idx)) if f.ndim == 0 else f)
-            if len(firsts[-1]) != len(idx):
-                raise ValueError(f"part {pool!r}: {len(idx)} pairs but {len(firsts[-1])} labels")
-        return kind.cat(datas), torch.cat(firsts)
+            f = torch.as_tensor(label, dtype=torch.bool)
+            labels.append(f.expand(len(idx)) if f.ndim == 0 else f)
+            if len(labels[-1]) != len(idx):
+                raise ValueError(f"part {pool!r}: {len(idx)} pairs but {len(labels[-1])} labels")
+        return kind.cat(datas), torch.cat(labels)
 
-    def _key(self, rung: str, config: pol.POConfig, parts: Sequence[Part], *extra) -> str:
+    def _key(self, rung: str, config: POConfig, parts: Sequence[Part], *extra) -> str:
         described = [(pool, None if idx is None else list(idx),
-                      torch.as_tensor(first, dtype=torch.bool).flatten().tolist()) for pool, idx, first in parts]
+                      torch.as_tensor(label, dtype=torch.bool).flatten().tolist()) for pool, idx, label in parts]
         settings = {k: getattr(v, "name", v) for k, v in asdict(self.S).items()}
         return content_hash(self.loaded(rung).fingerprint, settings, asdict(config), described,
                             [p.source for k in sorted(self.pools) for p in self.pools[k]], PO_LAB_VERSION, *extra,
                             length=24)
 
-    def _run_key(self, rung, config: pol.POConfig, parts: Sequence[Part], score: Sequence[str],
+    def _run_key(self, rung, config: POConfig, parts: Sequence[Part], score: Sequence[str],
                  conflict: torch.Tensor | None) -> str:
         return self._key(rung, config, parts, list(score), None if conflict is None else conflict.bool().tolist())
 
     # -- training ------------------------------------------------------------------------------
-    def train(self, rung: str, config: pol.POConfig, parts: Sequence[Part],
-              conflict: torch.Tensor | None = None) -> pol.TopBlocksPolicy:
+    def train(self, rung: str, config: POConfig, parts: Sequence[Part],
+              conflict: torch.Tensor | None = None) -> TopBlocksPolicy:
         """SFT on the preferred responses of ``parts``, then DPO/SimPO on the same pairs.
 
-        parts: (pool, indices or None for all, first) where ``first`` [n] (or one bool) says the
+        parts: (pool, indices or None for all, label) where ``label`` [n] (or one bool) says the
         pool's chosen response is the preferred one. ``conflict`` [sum n] marks the pairs the
         explicit term may act on (default: all; the helpful pairs of the implicit setting never
         carry it because that setting has alpha = 0)."""
-        data, first = self._training_set(rung, parts)
+        data, label = self._training_set(rung, parts)
         policy = self.base_policy(rung)
         sft_key = self._key(rung, config.replace(loss="sft", beta=0.0, gamma=0.0, alpha=0.0, po_lr=0.0,
                                                  po_epochs=0), parts)
         if sft_key in self._sft:
             policy.load_state_dict(self._sft[sft_key])
         else:
-            policy = pol.sft(policy, data, first, config, progress=self.progress)
+            policy = training.sft(policy, data, label, config, progress=self.progress)
             self._sft[sft_key] = {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()}
-        return pol.preference_optimise(policy, data, first, config, conflict=conflict, progress=self.progress)
+        return training.preference_optimise(policy, data, label, config, conflict=conflict, progress=self.progress)
 
-    def run(self, rung: str, config: pol.POConfig, parts: Sequence[Part], score: Sequence[str] = ("test",),
+    def run(self, rung: str, config: POConfig, parts: Sequence[Part], score: Sequence[str] = ("test",),
             conflict: torch.Tensor | None = None, keep: bool = False) -> Run:
         """Train (or load) a policy and score the pools ``score``. ``keep`` also stores the
         trained top blocks, so :meth:`policy_model` can rebuild it for generation."""
@@ -153,8 +164,8 @@ class PolicyLab:
                 warnings.warn(f"policy run {path.name} is unreadable ({type(e).__name__}); training again")
         t0 = time.perf_counter()
         policy = self.train(rung, config, parts, conflict)
-        logps = {pool: pol.sequence_logps(policy, self.data(rung, pool)) for pool in score}
-        lengths = {pool: pol.pair_lengths(self.data(rung, pool).enc) for pool in score}
+        logps = {pool: sequence_logps(policy, self.data(rung, pool)) for pool in score}
+        lengths = {pool: pair_lengths(self.data(rung, pool).enc) for pool in score}
         seconds = time.perf_counter() - t0
         tensors = {f"logps.{k}": v.contiguous() for k, v in logps.items()}
         tensors |= {f"lengths.{k}": v.contiguous() for k, v in lengths.items()}
@@ -166,7 +177,7 @@ class PolicyLab:
                                                          "config": json.dumps(asdict(config))}))
         return Run(logps, lengths, seconds)
 
-    def policy_model(self, rung: str, config: pol.POConfig, parts: Sequence[Part], score: Sequence[str] = ("test",),
+    def policy_model(self, rung: str, config: POConfig, parts: Sequence[Part], score: Sequence[str] = ("test",),
                      conflict: torch.Tensor | None = None):
         """The whole causal LM of a kept run (for generation)."""
         from safetensors.torch import load_file
@@ -176,9 +187,9 @@ class PolicyLab:
             raise FileNotFoundError(f"no kept policy for this run ({path.name}); call run(..., keep=True) first")
         policy = self.base_policy(rung)
         policy.load_state_dict(load_file(str(path)))
-        if isinstance(policy, pol.WholePolicy):
+        if isinstance(policy, WholePolicy):
             return policy.lm.eval()
-        return pol.to_causal_lm(policy, self.loaded(rung).model)
+        return to_causal_lm(policy, self.loaded(rung).model)
 
 
 def _read_run(path) -> Run:

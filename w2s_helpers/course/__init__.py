@@ -1,0 +1,8 @@
+"""The course layer: what a learner or CI touches. Nothing below imports it.
+
+    runner    executes chapters with papermill (a line per cell, progress, peak memory)
+    checks    exercise checks (a learner's function against the reference)
+    env       the environment check (versions, threads, device, precision, folders)
+    plotting  the course's figures
+    cli       ``python -m w2s_helpers {check,kernel,fetch,build-data,run}``
+"""

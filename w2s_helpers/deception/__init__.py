@@ -1,0 +1,8 @@
+"""The measurement layer, shared by both scenarios: knowledge regions, Deception Scores and the
+conflict tax, and the intervals around them. It takes per-pair correctness vectors and
+margins, whichever scenario produced them.
+
+    regions  the four cells (Wk∩Sk, Wk∩Suk, Wuk∩Sk, Wuk∩Suk) and accuracy inside them
+    scores   every Deception Score, the conflict tax per cell, one-call bootstrap summaries
+    stats    Wilson intervals, bootstrap intervals, seed intervals
+"""
