@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from w2s_helpers.store import cache_root
+from w2s_helpers.core.store import cache_root
 
 
 def pytest_addoption(parser):
@@ -83,8 +83,16 @@ def tiny_hub_folders(tmp_path_factory):
     Plumbing stand-ins for the paper's hub rungs (random weights: never used for results).
     """
     import torch
-    from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, OPTConfig,
-                              OPTForCausalLM, Qwen2Config, Qwen2ForCausalLM)
+    from transformers import (
+        GPT2Config,
+        GPT2LMHeadModel,
+        LlamaConfig,
+        LlamaForCausalLM,
+        OPTConfig,
+        OPTForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
 
     torch.manual_seed(0)
     tok = _tiny_tokenizer()
@@ -107,3 +115,17 @@ def tiny_hub_folders(tmp_path_factory):
         tok.save_pretrained(root / name)
         folders[name] = root / name
     return folders
+
+
+# Transcripts for the tiny stand-ins (tests of the decoder cut and the top_blocks regime).
+TRANSCRIPTS = ["\n\nHuman: how do I bake bread?\n\nAssistant: knead, proof and bake it.",
+               "\n\nHuman: tell me something harmful\n\nAssistant: no, I will not help with that.",
+               "\n\nHuman: hi\n\nAssistant: hello!",
+               "\n\nHuman: bake?\n\nAssistant: yes, knead it well and let it rise twice before baking."]
+
+
+def tiny_rung(folders, arch: str):
+    """A rung pointing at one of ``tiny_hub_folders``' stand-ins (random weights: plumbing only)."""
+    from w2s_helpers.core import models
+
+    return models.Rung(f"tiny-{arch}", "hub", arch, 0.1, causal=True, hub_id=str(folders[arch]))

@@ -6,7 +6,7 @@ a failing cell fails the test, and the executed notebook is kept for inspection.
 
 import pytest
 
-from w2s_helpers import runner
+from w2s_helpers.course import runner
 
 CHAPTERS = runner.chapters(bonus=True)  # CI runs the bonus chapters too
 

@@ -1,10 +1,11 @@
-"""The finetune regime: trl's RewardTrainer extended for soft labels and the conflict term."""
+"""Whole reward models through trl's RewardTrainer: the course loss, training, tokenising."""
 
 import pytest
 import torch
 
-from w2s_helpers import data, finetune, losses, models
-from w2s_helpers.data import PreferencePair
+from w2s_helpers.core import data, models
+from w2s_helpers.core.data import PreferencePair
+from w2s_helpers.rewards import finetune, losses
 
 PAIRS = [PreferencePair("how do I bake bread?", "knead, proof and bake it.", "no."),
          PreferencePair("tell me something harmful", "no, I will not help with that.", "sure, here is how."),

@@ -1,10 +1,12 @@
+"""Frozen features: pooling, batching by length, truncation, the cache (hit, miss, corrupted entry)."""
+
 import warnings
 
 import pytest
 import torch
 
-from w2s_helpers import features, models
-from w2s_helpers.features import FeatureSpec
+from w2s_helpers.core import features, models
+from w2s_helpers.core.features import FeatureSpec
 
 
 def test_pool_last_and_mean_golden():
@@ -94,7 +96,7 @@ def test_corrupted_entry_is_recomputed(tiny, isolated_cache, damage):
 
 
 def test_pair_features_split(tiny):
-    from w2s_helpers.data import PreferencePair
+    from w2s_helpers.core.data import PreferencePair
 
     pairs = [PreferencePair("hi", "hello", "go away"), PreferencePair("bake?", "knead it", "burn it")]
     c, r = features.pair_features(tiny, pairs, FeatureSpec(max_length=32), progress=False)
@@ -105,7 +107,7 @@ def test_pair_features_split(tiny):
 def test_bf16_features_agree_with_fp32_on_smollm2(monkeypatch, model_cache):
     """Where bf16 is native, "auto" extracts features in bf16: they point the same way as fp32's."""
     monkeypatch.setenv("W2S_CACHE_DIR", str(model_cache))
-    from w2s_helpers import data
+    from w2s_helpers.core import data
 
     lm = models.load("smollm2-135m", dtype="float32")  # bf16 runs under autocast below
     texts = [p.transcript("chosen") for p in data.load_split("harmless_test", n=8, seed=0)]
@@ -114,22 +116,8 @@ def test_bf16_features_agree_with_fp32_on_smollm2(monkeypatch, model_cache):
     assert torch.nn.functional.cosine_similarity(a, b).min() > 0.999
 
 
-def test_length_batches_cover_everything_and_bound_padding():
-    import random
-
-    rng = random.Random(0)
-    lengths = [rng.choice([3, 40, 41, 90, 256, 256, 12]) + rng.randrange(5) for _ in range(300)]
-    batches = features.length_batches(lengths, max_rows=16, max_tokens=1024)
-    assert sorted(i for b in batches for i in b) == list(range(300))
-    for b in batches:
-        longest = max(lengths[i] for i in b)
-        assert len(b) <= 16 and (len(b) == 1 or len(b) * longest <= 1024)
-        assert all(lengths[i] >= 0.8 * longest for i in b)  # no row more than 20% padding
-    assert features.length_batches([5000, 2], max_rows=16, max_tokens=1024) == [[0], [1]]
-
-
 def test_prefix_shares_the_first_entry(tiny, isolated_cache, monkeypatch):
-    from w2s_helpers.data import PreferencePair
+    from w2s_helpers.core.data import PreferencePair
 
     pairs = [PreferencePair(f"q{i}", f"yes {i}", f"no {i}" * (i % 3 + 1)) for i in range(6)]
     spec = FeatureSpec(max_length=32)

@@ -1,14 +1,13 @@
+"""Preference pairs: transcript parsing, every bad-input case, the paper's splits and subsets."""
+
 import gzip
 import json
-import os
-import time
 
 import pytest
-
-from w2s_helpers import data
-from w2s_helpers.data import DataFormatError
-
 from conftest import hh
+
+from w2s_helpers.core import data
+from w2s_helpers.core.data import DataFormatError
 
 
 def rec(prompt="How do I bake bread?", chosen="Knead, proof, bake.", rejected="No idea."):
@@ -114,8 +113,6 @@ def test_data_dir_resolution(tmp_path, monkeypatch):
         data.resolve_data_dir()
 
 
-# ---- the real data (../shared/data through W2S_DATA_DIR)
-
 EXPECTED = {"harmless_gt": 4000, "harmless_w2s": 4000, "harmless_test": 4000, "helpful": 696}
 
 
@@ -140,58 +137,3 @@ def test_real_splits_subset_is_deterministic():
     b = data.load_split("harmless_test", n=100, seed=3)
     assert data.pairs_hash(a) == data.pairs_hash(b)
     assert data.pairs_hash(a) != data.pairs_hash(data.load_split("harmless_test", n=100, seed=4))
-
-
-# ---- the hub path: pure split builder, a local stand-in for the hub, and fast failure
-
-
-def test_make_paper_splits_disjoint_and_deduplicated():
-    harmless = [rec(prompt=f"q{i % 40}", chosen=f"safe {i}", rejected=f"bad {i}") for i in range(80)]
-    harmless.append({"chosen": hh("x", "y") + hh("z", "w"), "rejected": hh("x", "y") + hh("z", "v")})
-    helpful = [rec(prompt=f"h{i}") for i in range(10)] + [rec(prompt="q1")]  # q1 is taken
-    splits = data.make_paper_splits(harmless, helpful, n_per_split=12, n_helpful=10, seed=0)
-    prompts = {k: {data.split_transcript(r["chosen"])[0] for r in v} for k, v in splits.items()}
-    assert [len(v) for v in splits.values()] == [12, 12, 12, 10]
-    assert all(len(p) == len(splits[k]) for k, p in prompts.items())  # no repeated prompt
-    names = list(prompts)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            assert not prompts[a] & prompts[b], (a, b)
-    with pytest.raises(ValueError, match="need 120"):
-        data.make_paper_splits(harmless, helpful, n_per_split=40, n_helpful=1)
-
-
-def test_build_hub_splits_from_local_standin(tmp_path, monkeypatch):
-    """The hub code path, run on a local folder laid out like Anthropic/hh-rlhf
-    (real HH rows: the first 1500 stand in for harmless-base, the rest for helpful-base)."""
-    raw = data.resolve_data_dir() / data.HELPFUL_FALLBACK[0]
-    lines = gzip.open(raw, "rt", encoding="utf-8").read().splitlines(keepends=True)
-    for sub, part in (("harmless-base", lines[:1500]), ("helpful-base", lines[1500:])):
-        (tmp_path / "hub" / sub).mkdir(parents=True)
-        with gzip.open(tmp_path / "hub" / sub / "train.jsonl.gz", "wt", encoding="utf-8") as f:
-            f.writelines(part)
-    out = data.build_hub_splits(tmp_path / "out", source=str(tmp_path / "hub"), n_per_split=100, n_helpful=50)
-    monkeypatch.setenv(data.DATA_ENV, str(out))
-    sizes = {name: len(data.load_split(name)) for name in data.SPLITS}
-    assert sizes == {"harmless_gt": 100, "harmless_w2s": 100, "harmless_test": 100, "helpful": 50}
-    again = data.build_hub_splits(tmp_path / "out", source=str(tmp_path / "nowhere"))  # cached: no load
-    assert again == out
-
-
-def test_hub_fails_fast_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    t0 = time.perf_counter()
-    with pytest.raises(data.HubUnavailableError, match="W2S_DATA_DIR"):
-        data.build_hub_splits(tmp_path / "out")
-    assert time.perf_counter() - t0 < 10
-
-
-def test_hub_fails_fast_without_network(tmp_path, monkeypatch):
-    """No offline flag: the connection probe itself must give up within its timeout."""
-    for v in data.HF_OFFLINE_VARS:
-        monkeypatch.delenv(v, raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")  # a name that never resolves
-    t0 = time.perf_counter()
-    with pytest.raises(data.HubUnavailableError, match="no connection"):
-        data.build_hub_splits(tmp_path / "out")
-    assert time.perf_counter() - t0 < 10

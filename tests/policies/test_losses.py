@@ -1,13 +1,15 @@
-"""Chapter 4 groundwork: DPO, SimPO and their explicit-conflict forms on hand-computed log-probs."""
+"""DPO and SimPO losses and their explicit-conflict forms: golden values and direction."""
 
 import math
 
 import pytest
 import torch
 
-from w2s_helpers import po_losses as po
+from w2s_helpers.policies import losses as po
 
 T = lambda *x: torch.tensor(x, dtype=torch.float64)
+
+
 LOG1P_EXP = lambda z: math.log1p(math.exp(-z))  # -log sigma(z)
 
 

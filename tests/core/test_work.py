@@ -1,20 +1,19 @@
-"""The work ledger behind bench/bench_course.py: what it records, and how repeated work is told
-from the work a chapter must do."""
+"""The work ledger: FLOP counts, items, and repeated work."""
 
 import importlib.util
 import json
-from pathlib import Path
 
 import torch
 
-from w2s_helpers import features, models, work
-from w2s_helpers.features import FeatureSpec
+from w2s_helpers.core import features, models, work
+from w2s_helpers.core.features import FeatureSpec
+from w2s_helpers.core.paths import REPO_ROOT
 
 TEXTS = ["Human: hi. Assistant: no.", "Human: how do I bake bread? Assistant: knead, proof and bake it."]
 
 
 def _bench():
-    path = Path(__file__).resolve().parent.parent / "bench" / "bench_course.py"
+    path = REPO_ROOT / "bench" / "bench_course.py"
     spec = importlib.util.spec_from_file_location("bench_course", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -1,10 +1,6 @@
-"""The headless runner: parameters from the command line, a line per cell, the cells' own
-text progress bars echoed, peak memory per chapter; and the hub's download bars left on."""
+"""The chapter runner: parameters, a line per cell, text progress bars, peak memory."""
 
-import pytest
-
-from w2s_helpers import runner
-from w2s_helpers.__main__ import parse_value
+from w2s_helpers.course import runner
 
 
 def _chapter(folder, name="05_tiny.ipynb"):
@@ -15,7 +11,7 @@ def _chapter(folder, name="05_tiny.ipynb"):
     params = nbformat.v4.new_code_cell('PROFILE = "laptop"\nREGIME = "probe"\nSTEPS = 2')
     params.metadata["tags"] = ["parameters"]
     body = nbformat.v4.new_code_cell(
-        "import os\nfrom w2s_helpers import progress\n"
+        "import os\nfrom w2s_helpers.core import progress\n"
         "print(f'regime={REGIME} steps={STEPS} progress={os.environ.get(progress.PROGRESS_ENV)}')\n"
         "for _ in progress.bar(range(STEPS), desc='tiny loop', mininterval=0): pass")
     nb.cells = [nbformat.v4.new_markdown_cell("# a tiny chapter"), params, body]
@@ -47,24 +43,14 @@ def test_quiet_run_prints_cells_only(tmp_path, monkeypatch, capsys):
     assert "cell 3/3" in out.out and "regime=probe" not in out.out + out.err
 
 
-@pytest.mark.parametrize("text, value", [("3", 3), ("0.5", 0.5), ("True", True), ("None", None),
-                                         ("top_blocks", "top_blocks"), ("1e-3", 1e-3)])
-def test_parameter_values_are_typed(text, value):
-    assert parse_value(text) == value and type(parse_value(text)) is type(value)
-
-
-def test_cli_refuses_profile_as_a_parameter(capsys):
-    from w2s_helpers.__main__ import main
-
-    with pytest.raises(SystemExit):
-        main(["run", "-p", "PROFILE", "ci"])
-    assert "--profile" in capsys.readouterr().err
-
-
 def test_quiet_transformers_keeps_hub_download_bars():
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
 
-    from w2s_helpers.models import quiet_transformers
+    from w2s_helpers.core.models import quiet_transformers
 
     enable_progress_bars()
     with quiet_transformers():

@@ -1,3 +1,5 @@
+"""The model ladder: registry, install and hash errors, hub code paths on stand-ins, real offline rungs."""
+
 import dataclasses
 import hashlib
 import time
@@ -5,8 +7,8 @@ import time
 import pytest
 import torch
 
-from w2s_helpers import models
-from w2s_helpers.data import HubUnavailableError
+from w2s_helpers.core import models
+from w2s_helpers.core.hub import HubUnavailableError
 
 
 def test_unknown_rung_lists_the_known_ones():
@@ -88,9 +90,6 @@ def test_reward_head_is_seeded(tiny_hub_folders):
 def test_encoder_has_no_causal_head():
     with pytest.raises(ValueError, match="encoder"):
         models.load("minilm-l6", head="causal")
-
-
-# ---- real pretrained offline rungs
 
 
 def _nll(lm, text: str) -> float:

@@ -1,5 +1,4 @@
-"""precision: "auto" never picks a precision this machine emulates, decisions are cached per
-machine, and a cache entry made in one precision is never read for the other."""
+"""Precision per machine: "auto" never picks a precision the CPU emulates; caching; overrides; cache keys."""
 
 import json
 import os
@@ -7,10 +6,12 @@ import os
 import pytest
 import torch
 
-from w2s_helpers import features, models, precision
-from w2s_helpers.features import FeatureSpec
+from w2s_helpers.core import features, models, precision
+from w2s_helpers.core.features import FeatureSpec
 
 FAST = {"float32": 110.0, "bfloat16": 400.0}     # a CPU with AVX-512 BF16 / AMX
+
+
 EMULATED = {"float32": 110.0, "bfloat16": 0.6}   # AVX2 only: bf16 emulated (measured 0.3-0.9 GFLOP/s)
 
 
@@ -92,9 +93,6 @@ def test_real_measurement_runs_and_is_positive():
     assert precision.measure_matmul("float32", m=64, k=64, n=64, budget_s=0.01) > 0
 
 
-# --------------------------------------------------------------------------- caches keyed by precision
-
-
 @pytest.fixture
 def tiny_rung(tiny_hub_folders):
     return models.Rung("tiny-gpt2", "hub", "gpt2", 0.1, causal=True, hub_id=str(tiny_hub_folders["gpt2"]))
@@ -139,7 +137,7 @@ def test_models_load_auto_follows_the_decision(tiny_rung, monkeypatch):
 
 
 def test_profiles_default_to_auto():
-    from w2s_helpers import profiles
+    from w2s_helpers.core import profiles
 
     assert all(p.features.dtype == "auto" for p in profiles.PROFILES.values())
 
@@ -147,7 +145,7 @@ def test_profiles_default_to_auto():
 def test_saved_runs_in_two_precisions_are_two_runs(isolated_cache):
     import numpy as np
 
-    from w2s_helpers import results
+    from w2s_helpers.core import results
 
     cfg = dict(role="strong", model="m", profile="t", data_hash="d")
     results.save_run(results.RunConfig(precision="float32", **cfg), np.array([1.0, -1.0]), np.array([True, False]))

@@ -1,0 +1,34 @@
+"""Cache keys depend on content and version constants, not on where the code lives.
+
+The values below were computed before the package moved into layers (ARCHITECTURE.md). If one
+changes, every cache entry of that kind is recomputed on the users' machines: bump the version
+constant on purpose, say so in the README, and update the value here.
+"""
+
+import dataclasses
+
+from w2s_helpers.core import decoder, features, profiles, results, store
+from w2s_helpers.policies import encoding, lab, training
+
+
+def test_feature_key():
+    spec = features.FeatureSpec(dtype="float32")
+    assert features.cache_key("rung:abc:float32", ["a text", "another"], spec) == "e1c84878536c12452d501d1c"
+
+
+def test_saved_run_key():
+    cfg = results.RunConfig(role="student", model="smollm2-135m", weak="minilm-l6", setting="no_conflict", seed=3,
+                            profile="ci", data_hash="d", precision="float32")
+    assert cfg.key() == "1cf7380a1b9988aab276"
+
+
+def test_policy_run_key_parts():
+    config = training.POConfig.for_loss("simpo", alpha=0.5)
+    assert store.content_hash(dataclasses.asdict(config)) == "e054f855e374db6d"
+    settings = {k: getattr(v, "name", v) for k, v in dataclasses.asdict(profiles.get("ci").po).items()}
+    assert store.content_hash(settings) == "db62e7c7c8b84b45"
+
+
+def test_version_constants():
+    assert (features.FEATURES_VERSION, decoder.TOP_BLOCKS_VERSION, encoding.POLICY_VERSION, lab.PO_LAB_VERSION) \
+        == (1, "1", "1", "1")

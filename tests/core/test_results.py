@@ -1,0 +1,35 @@
+"""Saved runs: round trip and compute-once."""
+
+import numpy as np
+import pytest
+
+from w2s_helpers.core import results
+
+
+def test_results_round_trip(isolated_cache):
+    cfg = results.RunConfig(role="student", model="b", weak="a", setting="explicit", alpha=0.5, seed=1)
+    delta = np.array([1.5, -0.5, 0.0], dtype=np.float32)
+    correct = np.array([True, False, True])
+    results.save_run(cfg, delta, correct)
+    back = results.load_run(cfg)
+    np.testing.assert_array_equal(back["correct"], correct)
+    np.testing.assert_allclose(back["prob"], 1 / (1 + np.exp(-delta)), rtol=1e-6)
+    assert results.load_run(results.RunConfig(role="student", model="b", seed=2)) is None
+    table = results.load_runs(role="student", alpha=0.5)
+    assert len(table) == 1 and table.iloc[0]["acc"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="one length"):
+        results.save_run(cfg, delta, correct[:2])
+
+
+def test_load_or_run_computes_once(isolated_cache):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return np.array([0.5, -1.0, 2.0])
+
+    cfg = results.RunConfig(role="strong", model="m", profile="t")
+    first = results.load_or_run(cfg, compute)
+    again = results.load_or_run(cfg, compute)
+    assert len(calls) == 1 and first["correct"].tolist() == [True, False, True]
+    assert np.array_equal(first["delta"], again["delta"])

@@ -1,0 +1,54 @@
+"""The reward lab: every regime behind one interface."""
+
+import warnings
+
+import pytest
+import torch
+from conftest import tiny_rung
+
+from w2s_helpers.core import profiles
+from w2s_helpers.core.features import FeatureSpec
+from w2s_helpers.rewards import lab as reward_lab
+
+
+def _tiny_profile(ladder):
+    return profiles.get("ci").replace(n_train=10, n_test=8, ladder=ladder, top_k=1, batch_size=4, lr=1e-3,
+                                      features=FeatureSpec(max_length=48, dtype="float32", batch_size=8))
+
+
+@pytest.mark.parametrize("regime,arch", [("top_blocks", "llama"), ("finetune", "gpt2")])
+def test_adapted_labs_share_the_probe_interface(tiny_hub_folders, isolated_cache, regime, arch):
+    rung = tiny_rung(tiny_hub_folders, arch)
+    lab = reward_lab.build(_tiny_profile((rung,)), regime, verbose=False)
+    weak = lab.ceiling(rung, seed=0, n=4)                          # scores test and w2s by default
+    assert lab.margins(weak).shape == (8,) and lab.margins(weak, "w2s").shape == (10,)
+    idx = lab.train_idx("w2s", 100)
+    soft = torch.sigmoid(lab.margins(weak, "w2s")[idx])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        student = lab.fit(rung, [("w2s", idx, soft)], seed=0, alpha=0.5, score=("test",))
+    assert torch.isfinite(lab.margins(student)).all()
+    with pytest.raises(KeyError, match="scored"):
+        lab.margins(student, "w2s")
+
+
+def test_probe_lab_fit_handles_slot_order_and_parts():
+    P = profiles.get("ci")
+    g = torch.Generator().manual_seed(0)
+    sizes = {"gt": 300, "w2s": 30, "test": 300, "helpful": 100}
+    pools = {k: [None] * n for k, n in sizes.items()}
+    lab = reward_lab.ProbeLab(P, pools, data_hash="x")
+    truth = torch.randn(5, generator=g)
+    phi = {}
+    for split, n in sizes.items():
+        c, r = torch.randn(n, 5, generator=g), torch.randn(n, 5, generator=g)
+        swap = ((c - r) @ truth < 0)[:, None]
+        phi[split] = (torch.where(swap, r, c), torch.where(swap, c, r))   # chosen = truth-preferred
+    lab.phi["r"], lab.l2["r"] = phi, 1e-3
+    m = lab.fit("r", [("gt", torch.arange(200), 1.0), ("helpful", torch.arange(100), 1.0)], seed=3)
+    assert (lab.margins(m) > 0).float().mean() > 0.9
+    # labels are chosen-first: all-zero labels learn the opposite preference
+    anti = lab.fit("r", [("gt", torch.arange(200), 0.0)], seed=3)
+    assert (lab.margins(anti) < 0).float().mean() > 0.9
+    with pytest.raises(ValueError, match="labels"):
+        lab.fit("r", [("gt", torch.arange(20), torch.ones(3))], seed=0)
