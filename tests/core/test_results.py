@@ -33,3 +33,33 @@ def test_load_or_run_computes_once(isolated_cache):
     again = results.load_or_run(cfg, compute)
     assert len(calls) == 1 and first["correct"].tolist() == [True, False, True]
     assert np.array_equal(first["delta"], again["delta"])
+
+
+def test_an_unreadable_saved_run_is_computed_again_with_a_warning(isolated_cache):
+    cfg = results.RunConfig(role="strong", model="m", profile="t")
+    results.load_or_run(cfg, lambda: np.array([0.5, -1.0]))
+    path = isolated_cache / "results" / f"{cfg.key()}.safetensors"
+    path.write_bytes(path.read_bytes()[:40])                      # truncated, as by a crash
+    with pytest.warns(UserWarning, match="unreadable"):
+        again = results.load_or_run(cfg, lambda: np.array([-2.0, 3.0]))
+    assert again["correct"].tolist() == [False, True]
+    assert results.load_run(cfg)["delta"].tolist() == [-2.0, 3.0]  # and stored whole
+
+
+def test_runs_saved_under_another_version_are_never_read(isolated_cache, monkeypatch):
+    cfg = results.RunConfig(role="strong", model="m", profile="t")
+    with monkeypatch.context() as m:           # (not monkeypatch.undo(): that would undo the isolated cache too)
+        m.setattr(results, "RESULTS_VERSION", "0")
+        results.save_run(cfg, np.array([1.0]), np.array([True]))
+        old_key = cfg.key()
+    assert cfg.key() != old_key                                    # the version is in the key
+    assert results.load_run(cfg) is None
+    assert results.load_runs(profile="t").empty                     # and the old file is not listed
+    results.save_run(cfg, np.array([-1.0]), np.array([False]))
+    assert len(results.load_runs(profile="t")) == 1
+
+
+def test_the_fit_settings_are_part_of_the_key(isolated_cache):
+    a = results.RunConfig(role="strong", model="m", fit="aaaa")
+    results.save_run(a, np.array([1.0]), np.array([True]))
+    assert results.load_run(results.RunConfig(role="strong", model="m", fit="bbbb")) is None

@@ -6,8 +6,9 @@ import pytest
 import torch
 from conftest import tiny_rung
 
-from w2s_helpers.core import profiles
+from w2s_helpers.core import profiles, results
 from w2s_helpers.core.features import FeatureSpec
+from w2s_helpers.rewards import heads
 from w2s_helpers.rewards import lab as reward_lab
 
 
@@ -52,3 +53,33 @@ def test_probe_lab_fit_handles_slot_order_and_parts():
     assert (lab.margins(anti) < 0).float().mean() > 0.9
     with pytest.raises(ValueError, match="labels"):
         lab.fit("r", [("gt", torch.arange(20), torch.ones(3))], seed=0)
+
+
+@pytest.mark.parametrize("regime, change", [
+    ("probe", {"features": FeatureSpec(max_length=64)}),
+    ("top_blocks", {"top_lr": 3e-4}),
+    ("top_blocks", {"top_k": 1}),
+    ("finetune", {"lr": 1e-4}),
+    ("finetune", {"epochs": 2}),
+])
+def test_a_hyper_parameter_that_decides_the_fit_changes_the_saved_runs_key(regime, change):
+    P = profiles.get("ci")
+    before = reward_lab.fit_hash(P, regime)
+    assert reward_lab.fit_hash(P.replace(**change), regime) != before
+    assert reward_lab.fit_hash(P.replace(n_helpful=7), regime) == before   # not a fit setting
+    key = lambda fit: results.RunConfig(role="strong", model="m", regime=regime, fit=fit).key()
+    assert key(reward_lab.fit_hash(P.replace(**change), regime)) != key(before)
+
+
+def test_the_fitting_codes_version_and_defaults_change_the_fit_hash(monkeypatch):
+    P = profiles.get("ci")
+    before = {r: reward_lab.fit_hash(P, r) for r in ("probe", "top_blocks", "finetune")}
+    with monkeypatch.context() as m:
+        m.setattr(reward_lab, "FIT_VERSION", "test")
+        assert all(reward_lab.fit_hash(P, r) != h for r, h in before.items())
+    real = heads.choose_l2
+    with monkeypatch.context() as m:
+        m.setattr(heads, "choose_l2", lambda diff, label, grid=(0.5,), folds=5, seed=0, steps=300: real(diff, label))
+        assert reward_lab.fit_hash(P, "probe") != before["probe"]   # a new L2 grid in code
+    with pytest.raises(ValueError, match="regime"):
+        reward_lab.fit_hash(P, "nope")

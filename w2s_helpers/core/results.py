@@ -4,6 +4,12 @@ A run is identified by a :class:`RunConfig`; its content hash names the file. Ea
 is a safetensors file holding the test-set vectors (``correct`` [N] uint8, ``delta`` [N]
 float32, ``prob`` = sigmoid(delta) [N] float32) with the config as JSON metadata, written
 atomically under ``<cache>/results``. :func:`load_runs` reads them back as a table.
+
+A key can never name a stale result: it hashes the run's configuration, including ``fit`` (a
+hash of the hyper-parameters that decide the fit, see
+:func:`w2s_helpers.rewards.lab.fit_hash`), and :data:`RESULTS_VERSION`. Files written under
+another version are ignored by :func:`load_runs`; an unreadable file is recomputed by
+:func:`load_or_run` with a warning.
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ from w2s_helpers.core.store import atomic_write_bytes, cache_dir, content_hash
 
 Role = str  # "weak" (weak ceiling), "strong" (strong ceiling), "student"
 
+# Bump when what a saved run means changes (its fields, the vectors it holds): every key changes
+# and runs saved under another version are no longer read. 2: ``fit`` joined the key.
+RESULTS_VERSION = "2"
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -29,7 +39,9 @@ class RunConfig:
     model:     rung of the trained model.
     weak:      rung of the supervisor whose labels a student learned from ("" for ceilings).
     regime:    "probe", "top_blocks" or "finetune".
-    setting:   "none" (ceilings), "no_conflict", "implicit" or "explicit".
+    setting:   "none" (ceilings: not a student, so no setting), "no_conflict", "implicit",
+               "explicit", or a control: "twin" (the no-conflict student with another seed),
+               "placebo" (coin-flip helpful labels).
     alpha:     weight of the explicit-conflict term (0 otherwise).
     helpful_share: fraction of the student's data that are helpful pairs (implicit conflict).
     weak_n:    ground-truth pairs the weak ceiling was trained on (the capability-gap dial).
@@ -40,6 +52,8 @@ class RunConfig:
     data_hash: hash of the test pairs the vectors refer to (and of the training data).
     precision: dtype the model computed in (``lab.precision``): runs in bf16 and in fp32 are
                different runs, never read for one another.
+    fit:       hash of the hyper-parameters that decide the fit and of the fitting code's version
+               (``lab.fit_hash``): a run trained with other settings is another run.
     """
 
     role: Role
@@ -55,9 +69,10 @@ class RunConfig:
     profile: str = ""
     data_hash: str = ""
     precision: str = ""
+    fit: str = ""
 
     def key(self) -> str:
-        return content_hash(dataclasses.asdict(self), length=20)
+        return content_hash(dataclasses.asdict(self), RESULTS_VERSION, length=20)
 
 
 def save_run(config: RunConfig, delta: np.ndarray, correct: np.ndarray) -> Path:
@@ -75,7 +90,7 @@ def save_run(config: RunConfig, delta: np.ndarray, correct: np.ndarray) -> Path:
         "correct": torch.from_numpy(correct.astype(np.uint8)),
     }
     path = cache_dir("results") / f"{config.key()}.safetensors"
-    meta = {"config": json.dumps(dataclasses.asdict(config))}
+    meta = {"config": json.dumps(dataclasses.asdict(config)), "version": RESULTS_VERSION}
     return atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
@@ -89,8 +104,15 @@ def load_run(config: RunConfig) -> dict[str, np.ndarray] | None:
 
 def load_or_run(config: RunConfig, compute: Callable[[], np.ndarray]) -> dict[str, np.ndarray]:
     """The saved vectors of ``config``; if there are none, ``compute()`` the run's test
-    margins delta [N], save them (correct = delta > 0) and return them. A rerun is free."""
-    got = load_run(config)
+    margins delta [N], save them (correct = delta > 0) and return them. A rerun is free.
+    A saved file that cannot be read (truncated, corrupted) is computed again, with a warning."""
+    try:
+        got = load_run(config)
+    except Exception as e:
+        import warnings
+
+        warnings.warn(f"saved run {config.key()}.safetensors is unreadable ({type(e).__name__}); computing it again")
+        got = None
     if got is None:
         delta = np.asarray(compute(), dtype=np.float32)
         save_run(config, delta, delta > 0)
@@ -102,19 +124,30 @@ def _read(path: Path) -> tuple[RunConfig, dict[str, np.ndarray]]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="np") as f:
-        config = RunConfig(**json.loads(f.metadata()["config"]))
+        meta = f.metadata()
+        if meta.get("version") != RESULTS_VERSION:
+            raise StaleRunError(f"{path.name} was saved under results version {meta.get('version', '1')}, "
+                                f"not {RESULTS_VERSION}")
+        config = RunConfig(**json.loads(meta["config"]))
         arrays = {k: f.get_tensor(k) for k in f.keys()}
     arrays["correct"] = arrays["correct"].astype(bool)
     return config, arrays
 
 
+class StaleRunError(ValueError):
+    """A saved run written under another :data:`RESULTS_VERSION`."""
+
+
 def iter_runs(root: Path | None = None) -> Iterator[tuple[RunConfig, dict[str, np.ndarray]]]:
-    """Every saved run (unreadable files are skipped with a warning)."""
+    """Every saved run of this :data:`RESULTS_VERSION` (older files are skipped silently,
+    unreadable ones with a warning)."""
     import warnings
 
     for path in sorted((root or cache_dir("results")).glob("*.safetensors")):
         try:
             yield _read(path)
+        except StaleRunError:
+            continue
         except Exception as e:
             warnings.warn(f"skipping unreadable result {path.name}: {type(e).__name__}: {e}")
 

@@ -25,6 +25,7 @@ a grid of runs does not hold a grid of models in memory.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Sequence, Union
@@ -35,10 +36,59 @@ from w2s_helpers.core import data, features, models, work
 from w2s_helpers.core.data import PreferencePair
 from w2s_helpers.core.pools import draw_pools
 from w2s_helpers.core.profiles import Profile
+from w2s_helpers.core.store import content_hash
 from w2s_helpers.rewards import heads
+
+# Bump when a regime's fitting code changes what it returns: every saved run's key changes with it
+# (through :func:`fit_hash`), so no chapter reads a run computed by older code.
+FIT_VERSION = "1"
 
 Pair = tuple[torch.Tensor, torch.Tensor]  # (chosen [N, H], rejected [N, H])
 Part = tuple[str, torch.Tensor, Union[torch.Tensor, float]]  # (pool, indices into it, label: P(chosen preferred))
+
+
+def _defaults(fn) -> dict[str, object]:
+    """The keyword defaults of ``fn``: hyper-parameters that live in code, not in the profile."""
+    return {name: p.default for name, p in inspect.signature(fn).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def fit_settings(profile: Profile, regime: str) -> dict[str, object]:
+    """Everything that decides a reward-model fit of ``regime`` beyond the run's own fields
+    (rungs, data, seed, alpha, precision, ... are in :class:`w2s_helpers.core.results.RunConfig`).
+
+    probe:      the frozen features' spec (dtype aside: the run's precision carries it), the
+                head's solver settings and the L2 grid of cross-validation.
+    top_blocks: k, the learning rates, batch, epochs, the head's probe start, max length.
+    finetune:   the trainer's learning rate, batch, epochs and max length.
+    """
+    spec = {k: v for k, v in dataclasses.asdict(profile.features).items() if k != "dtype"}
+    out: dict[str, object] = {"regime": regime, "fit_version": FIT_VERSION}
+    if regime == "probe":
+        out |= {"features": spec, "head": _defaults(heads.fit_pairwise_head), "l2": _defaults(heads.choose_l2)}
+    elif regime == "top_blocks":
+        from w2s_helpers.rewards import top_blocks
+
+        cfg = dataclasses.asdict(top_blocks.TopBlocksConfig(k=profile.top_k, lr=profile.top_lr, epochs=profile.epochs,
+                                                             batch_size=min(16, profile.batch_size)))
+        out |= {"top_blocks": {k: v for k, v in cfg.items() if k not in ("seed", "alpha")},
+                "max_length": profile.features.max_length}
+    elif regime == "finetune":
+        from w2s_helpers.rewards import finetune
+
+        cfg = dataclasses.asdict(finetune.FinetuneConfig(lr=profile.lr, batch_size=profile.batch_size,
+                                                         epochs=profile.epochs, max_length=profile.features.max_length))
+        out |= {"finetune": {k: v for k, v in cfg.items() if k not in ("seed", "alpha", "use_cpu", "bf16", "log_every")}}
+    else:
+        raise ValueError(f"regime must be 'probe', 'top_blocks' or 'finetune', got {regime!r}")
+    return out
+
+
+def fit_hash(profile: Profile, regime: str) -> str:
+    """A short hash of :func:`fit_settings`: the ``fit`` field of a saved run's
+    :class:`~w2s_helpers.core.results.RunConfig`. Changing any of those settings (or
+    :data:`FIT_VERSION`) gives every run a new key, so a stale result is never read."""
+    return content_hash(fit_settings(profile, regime), length=12)
 
 
 @dataclass
@@ -82,6 +132,11 @@ class Lab:
             self.precision = self.profile.precision
         if not self.data_hash:
             self.data_hash = data.pairs_hash(self.pools["gt"] + self.pools["w2s"] + self.pools["test"])
+
+    @property
+    def fit_hash(self) -> str:
+        """:func:`fit_hash` of this lab's profile and regime (pass it as ``RunConfig(fit=...)``)."""
+        return fit_hash(self.profile, self.regime)
 
     def train_idx(self, pool: str, seed: int, frac: float = 0.8) -> torch.Tensor:
         """Indices of a seeded random ``frac`` of a pool (each seed trains on other data)."""
