@@ -4,5 +4,6 @@ margins, whichever scenario produced them.
 
     regions  the four cells (Wk∩Sk, Wk∩Suk, Wuk∩Sk, Wuk∩Suk) and accuracy inside them
     scores   every Deception Score, the conflict tax per cell, one-call bootstrap summaries
-    stats    Wilson intervals, bootstrap intervals, seed intervals
+    stats    Wilson, bootstrap and seed intervals; the crossed bootstrap over seeds and test pairs,
+             one-sided bootstrap p-values, Holm's correction, clustered slope differences
 """
