@@ -36,3 +36,25 @@ def test_toy_world_shows_weak_to_strong_generalisation_for_a_large_gap():
 def test_toy_world_without_gap_has_nothing_to_recover():
     weak, student, strong = _w2s(toy.make_world(dim=16, weak_dims=16, weak_noise=0.0, seed=0))
     assert abs(strong - weak) < 0.02
+
+
+def test_placebo_and_a_smaller_weak_training_set():
+    sizes = (200, 200, 300)
+    a = toy.conflict_runs(seed=3, n=sizes, placebo=True)
+    b = toy.conflict_runs(seed=3, n=sizes, placebo=True)
+    assert set(a) >= {"weak", "strong", "no_conflict", "twin", "implicit", "explicit", "placebo", "margin_nc"}
+    assert all(np.array_equal(a[k], b[k]) for k in a)                      # deterministic
+    plain = toy.conflict_runs(seed=3, n=sizes)
+    assert "placebo" not in plain and all(np.array_equal(a[k], plain[k]) for k in plain)  # the rest unchanged
+    small = toy.conflict_runs(seed=3, n=sizes, n_weak=20)
+    assert small["weak"].mean() < a["weak"].mean()                         # a weaker supervisor
+
+
+def test_weak_view_for_matches_the_deceptive_cells_size():
+    sizes = (300, 300, 600)
+    def share(view):
+        v = toy.conflict_runs(seed=0, n=sizes, weak_dims=view[0], weak_noise=view[1])
+        return float((v["strong"] & ~v["weak"]).mean())
+    small, large = toy.weak_view_for(0.05, sizes), toy.weak_view_for(0.35, sizes)
+    assert share(small) < share(large)
+    assert small[0] < 32 and large[0] < 32                                 # a hidden part is left for the conflict

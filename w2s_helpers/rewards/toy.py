@@ -114,7 +114,7 @@ def sample_pairs(world: ToyWorld, n: int, seed: int) -> ToyPairs:
 
 def conflict_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpful_share: float = 0.3,
                   weak_dims: int = 16, weak_noise: float = 0.25, n: tuple[int, int, int] = (400, 2000, 4000),
-                  ) -> dict[str, np.ndarray]:
+                  n_weak: int | None = None, placebo: bool = False) -> dict[str, np.ndarray]:
     """Chapter 2's toy experiment, returned as test-set vectors for chapter 3's metrics.
 
     One world (``conflict`` sets how much helpfulness opposes harmlessness where the weak
@@ -127,13 +127,19 @@ def conflict_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpful_
     twin:             the same, on a fresh weak-labelled sample (the seed-only noise floor)
     implicit:         + helpful pairs with true helpfulness labels (share ``helpful_share``)
     explicit:         + the alpha-weighted explicit-conflict term
+    placebo:          (with ``placebo=True``) the implicit student with coin-flip labels on the
+                      helpful pairs: a push of the same size that targets nothing
+
+    ``n_weak`` (default ``n[0]``) trains the weak ceiling on fewer GT pairs, as the chapters'
+    weak-training-size dial does.
     """
     from w2s_helpers.rewards import heads
 
     world = make_world(dim=32, weak_dims=weak_dims, weak_noise=weak_noise, conflict=conflict, seed=0)
     base = 1000 * seed
     gt, w2s, twin, test = (sample_pairs(world, m, seed=base + i) for i, m in enumerate((n[0], n[1], n[1], n[2])))
-    w_weak = heads.fit_pairwise_head(gt.diff("weak"), gt.harmless_label, l2=1e-3)
+    n_w = len(gt) if n_weak is None else n_weak
+    w_weak = heads.fit_pairwise_head(gt.diff("weak")[:n_w], gt.harmless_label[:n_w], l2=1e-3)
     w_strong = heads.fit_pairwise_head(gt.diff("strong"), gt.harmless_label, l2=1e-3)
     fit = lambda x, y, **kw: heads.fit_pairwise_head(x, y, l2=1e-3, solver="adam", **kw)
     soft = lambda pairs: torch.sigmoid(pairs.diff("weak") @ w_weak)
@@ -146,9 +152,39 @@ def conflict_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpful_
                         torch.cat([soft(w2s), helpful.helpful_label])),
         "explicit": fit(w2s.diff("strong"), soft(w2s), gt_label=w2s.harmless_label, alpha=alpha),
     }
+    if placebo:
+        coin = torch.as_tensor(np.random.default_rng(base + 11).random(len(helpful)) < 0.5, dtype=torch.float32)
+        students["placebo"] = fit(torch.cat([w2s.diff("strong"), helpful.diff("strong")]), torch.cat([soft(w2s), coin]))
     y = test.harmless_label.numpy().astype(bool)
     ok = lambda w, view: (test.diff(view) @ w > 0).numpy() == y
     out = {"weak": ok(w_weak, "weak"), "strong": ok(w_strong, "strong")}
     out |= {k: ok(w, "strong") for k, w in students.items()}
     out["margin_nc"] = (test.diff("strong") @ students["no_conflict"]).numpy()
     return out
+
+
+def weak_view_for(share: float, sizes: tuple[int, int, int], n_weak: int | None = None,
+                  dims: tuple[int, ...] = (16, 20, 24, 28),
+                  noises: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0), seed: int = 0) -> tuple[int, float]:
+    """(weak_dims, weak_noise) of the grid whose Wuk∩Sk share of the test set (weak ceiling wrong,
+    strong ceiling right) comes closest to ``share`` at these sizes (ceiling pairs, student pairs,
+    test pairs), so a toy replication of an experiment has a deceptive cell of about its size.
+    weak_dims stays below the 32 dimensions: the planted conflict lives in the hidden ones."""
+    from w2s_helpers.rewards import heads
+
+    best, best_gap = (dims[0], noises[0]), float("inf")
+    for k in dims:
+        world = make_world(dim=32, weak_dims=k, weak_noise=0.0, conflict=0.0, seed=0)
+        for noise in noises:
+            w = ToyWorld(world.dim, k, noise, 0.0, world.harmless, world.helpful)
+            gt, test = sample_pairs(w, sizes[0], seed=seed), sample_pairs(w, sizes[2], seed=seed + 1)
+            n_w = sizes[0] if n_weak is None else n_weak
+            w_weak = heads.fit_pairwise_head(gt.diff("weak")[:n_w], gt.harmless_label[:n_w], l2=1e-3)
+            w_strong = heads.fit_pairwise_head(gt.diff("strong"), gt.harmless_label, l2=1e-3)
+            y = test.harmless_label.numpy().astype(bool)
+            weak_ok = (test.diff("weak") @ w_weak > 0).numpy() == y
+            strong_ok = (test.diff("strong") @ w_strong > 0).numpy() == y
+            gap = abs(float((strong_ok & ~weak_ok).mean()) - share)
+            if gap < best_gap:
+                best, best_gap = (k, noise), gap
+    return best
