@@ -61,6 +61,7 @@ def test_probe_lab_fit_handles_slot_order_and_parts():
     ("top_blocks", {"top_k": 1}),
     ("finetune", {"lr": 1e-4}),
     ("finetune", {"epochs": 2}),
+    ("probe", {"train_frac": 1.0}),
 ])
 def test_a_hyper_parameter_that_decides_the_fit_changes_the_saved_runs_key(regime, change):
     P = profiles.get("ci")
@@ -83,3 +84,13 @@ def test_the_fitting_codes_version_and_defaults_change_the_fit_hash(monkeypatch)
         assert reward_lab.fit_hash(P, "probe") != before["probe"]   # a new L2 grid in code
     with pytest.raises(ValueError, match="regime"):
         reward_lab.fit_hash(P, "nope")
+
+
+def test_train_idx_follows_the_profiles_train_frac():
+    pools = {"gt": list(range(50))}
+    for frac, n in ((0.8, 40), (1.0, 50)):
+        lab = reward_lab.Lab(profiles.get("ci").replace(train_frac=frac), pools, data_hash="x", precision="float32")
+        idx = lab.train_idx("gt", seed=3)
+        assert len(idx) == n and len(set(idx.tolist())) == n
+    paper = profiles.get("paper")
+    assert paper.train_frac == 1.0 and paper.weak_n is None     # the paper's design: all of D_gt, every seed

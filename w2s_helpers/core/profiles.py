@@ -63,6 +63,11 @@ class Profile:
     epochs: int                # training epochs (paper: 1 for reward models)
     top_k: int = 2             # top_blocks regime: transformer blocks trained on cached activations
     top_lr: float = 1e-4       # top_blocks regime: learning rate of the blocks (the head's is 10x)
+    train_frac: float = 0.8    # share of a pool each seed trains on (a seeded subset, so seeds see other
+                               # data); 1.0 = the whole pool, the paper's design (seeds then differ only by
+                               # initialisation and order)
+    weak_n: int | None = 100   # GT pairs the weak supervisor of chapters 2-3 trains on; None = its whole
+                               # training share of D_gt (the paper's design: the weak ceiling on all of D_gt)
     regime_study: tuple[tuple[str, str], ...] = ()  # chapter 1, section 3: (rung, adapted regime)
                                                     # ceilings compared with the probe's
     po: POSettings | None = None  # chapter 4's policies
@@ -88,7 +93,7 @@ PROFILES: dict[str, Profile] = {
         ladder=("minilm-l6", "smollm2-135m"),
         regime="probe", seeds=(0, 1),
         features=FeatureSpec(pooling="last", max_length=128, dtype="auto", batch_size=32, batch_tokens=2048),
-        device="cpu", num_threads=None, lr=5e-5, batch_size=16, epochs=1,
+        device="cpu", num_threads=None, lr=5e-5, batch_size=16, epochs=1, weak_n=30,
         regime_study=(("minilm-l6", "finetune"), ("smollm2-135m", "top_blocks")),
         po=POSettings(weak="smollm2-135m", strong="smollm2-135m", n_train=48, n_test=64, n_helpful=24,
                       max_prompt=48, max_response=24, k=1, n_generate=1, max_new_tokens=16),
@@ -110,7 +115,7 @@ PROFILES: dict[str, Profile] = {
         ladder=("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"),
         regime="finetune", seeds=(0, 1, 2),
         features=FeatureSpec(pooling="last", max_length=512, dtype="auto", batch_size=32, batch_tokens=16384),
-        device="auto", num_threads=None, lr=1e-5, batch_size=32, epochs=1,
+        device="auto", num_threads=None, lr=1e-5, batch_size=32, epochs=1, train_frac=1.0, weak_n=None,
         po=POSettings(weak="gpt2", strong="gpt2-large", n_train=4000, n_test=4000, n_helpful=4000,
                       max_prompt=256, max_response=256, batch_size=32, lr=1e-6, regime="whole", lora_r=0,
                       dpo_epochs=3, n_generate=5, max_new_tokens=64),

@@ -63,7 +63,7 @@ def fit_settings(profile: Profile, regime: str) -> dict[str, object]:
     finetune:   the trainer's learning rate, batch, epochs and max length.
     """
     spec = {k: v for k, v in dataclasses.asdict(profile.features).items() if k != "dtype"}
-    out: dict[str, object] = {"regime": regime, "fit_version": FIT_VERSION}
+    out: dict[str, object] = {"regime": regime, "fit_version": FIT_VERSION, "train_frac": profile.train_frac}
     if regime == "probe":
         out |= {"features": spec, "head": _defaults(heads.fit_pairwise_head), "l2": _defaults(heads.choose_l2)}
     elif regime == "top_blocks":
@@ -138,9 +138,11 @@ class Lab:
         """:func:`fit_hash` of this lab's profile and regime (pass it as ``RunConfig(fit=...)``)."""
         return fit_hash(self.profile, self.regime)
 
-    def train_idx(self, pool: str, seed: int, frac: float = 0.8) -> torch.Tensor:
-        """Indices of a seeded random ``frac`` of a pool (each seed trains on other data)."""
+    def train_idx(self, pool: str, seed: int, frac: float | None = None) -> torch.Tensor:
+        """Indices of a seeded random ``frac`` of a pool (default: the profile's ``train_frac``;
+        below 1 each seed trains on other data)."""
         n = len(self.pools[pool])
+        frac = self.profile.train_frac if frac is None else frac
         return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: int(frac * n)]
 
     def ceiling(self, rung: str, seed: int, n: int | None = None, **kw) -> Fitted:
