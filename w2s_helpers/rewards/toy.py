@@ -138,9 +138,7 @@ def conflict_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpful_
     world = make_world(dim=32, weak_dims=weak_dims, weak_noise=weak_noise, conflict=conflict, seed=0)
     base = 1000 * seed
     gt, w2s, twin, test = (sample_pairs(world, m, seed=base + i) for i, m in enumerate((n[0], n[1], n[1], n[2])))
-    n_w = len(gt) if n_weak is None else n_weak
-    w_weak = heads.fit_pairwise_head(gt.diff("weak")[:n_w], gt.harmless_label[:n_w], l2=1e-3)
-    w_strong = heads.fit_pairwise_head(gt.diff("strong"), gt.harmless_label, l2=1e-3)
+    w_weak, w_strong = _ceilings(gt, n_weak)
     fit = lambda x, y, **kw: heads.fit_pairwise_head(x, y, l2=1e-3, solver="adam", **kw)
     soft = lambda pairs: torch.sigmoid(pairs.diff("weak") @ w_weak)
     n_help = round(helpful_share / (1 - helpful_share) * len(w2s))
@@ -155,12 +153,25 @@ def conflict_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpful_
     if placebo:
         coin = torch.as_tensor(np.random.default_rng(base + 11).random(len(helpful)) < 0.5, dtype=torch.float32)
         students["placebo"] = fit(torch.cat([w2s.diff("strong"), helpful.diff("strong")]), torch.cat([soft(w2s), coin]))
-    y = test.harmless_label.numpy().astype(bool)
-    ok = lambda w, view: (test.diff(view) @ w > 0).numpy() == y
-    out = {"weak": ok(w_weak, "weak"), "strong": ok(w_strong, "strong")}
-    out |= {k: ok(w, "strong") for k, w in students.items()}
+    out = {"weak": _correct(test, w_weak, "weak"), "strong": _correct(test, w_strong, "strong")}
+    out |= {k: _correct(test, w, "strong") for k, w in students.items()}
     out["margin_nc"] = (test.diff("strong") @ students["no_conflict"]).numpy()
     return out
+
+
+def _ceilings(gt: ToyPairs, n_weak: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weak, strong) ceiling heads on ground truth: the weak one on its view of the first
+    ``n_weak`` pairs (all by default), the strong one on the full view of all of them."""
+    from w2s_helpers.rewards import heads
+
+    n_w = len(gt) if n_weak is None else n_weak
+    w_weak = heads.fit_pairwise_head(gt.diff("weak")[:n_w], gt.harmless_label[:n_w], l2=1e-3)
+    return w_weak, heads.fit_pairwise_head(gt.diff("strong"), gt.harmless_label, l2=1e-3)
+
+
+def _correct(pairs: ToyPairs, w: torch.Tensor, view: str) -> np.ndarray:
+    """[n] bool: the head ``w`` on ``view`` ranks each pair as its (harmlessness) label does."""
+    return (pairs.diff(view) @ w > 0).numpy() == pairs.harmless_label.numpy().astype(bool)
 
 
 def weak_view_for(share: float, sizes: tuple[int, int, int], n_weak: int | None = None,
@@ -170,21 +181,13 @@ def weak_view_for(share: float, sizes: tuple[int, int, int], n_weak: int | None 
     strong ceiling right) comes closest to ``share`` at these sizes (ceiling pairs, student pairs,
     test pairs), so a toy replication of an experiment has a deceptive cell of about its size.
     weak_dims stays below the 32 dimensions: the planted conflict lives in the hidden ones."""
-    from w2s_helpers.rewards import heads
-
     best, best_gap = (dims[0], noises[0]), float("inf")
     for k in dims:
-        world = make_world(dim=32, weak_dims=k, weak_noise=0.0, conflict=0.0, seed=0)
         for noise in noises:
-            w = ToyWorld(world.dim, k, noise, 0.0, world.harmless, world.helpful)
-            gt, test = sample_pairs(w, sizes[0], seed=seed), sample_pairs(w, sizes[2], seed=seed + 1)
-            n_w = sizes[0] if n_weak is None else n_weak
-            w_weak = heads.fit_pairwise_head(gt.diff("weak")[:n_w], gt.harmless_label[:n_w], l2=1e-3)
-            w_strong = heads.fit_pairwise_head(gt.diff("strong"), gt.harmless_label, l2=1e-3)
-            y = test.harmless_label.numpy().astype(bool)
-            weak_ok = (test.diff("weak") @ w_weak > 0).numpy() == y
-            strong_ok = (test.diff("strong") @ w_strong > 0).numpy() == y
-            gap = abs(float((strong_ok & ~weak_ok).mean()) - share)
+            world = make_world(dim=32, weak_dims=k, weak_noise=noise, conflict=0.0, seed=0)
+            gt, test = sample_pairs(world, sizes[0], seed=seed), sample_pairs(world, sizes[2], seed=seed + 1)
+            w_weak, w_strong = _ceilings(gt, n_weak)
+            gap = abs(float((_correct(test, w_strong, "strong") & ~_correct(test, w_weak, "weak")).mean()) - share)
             if gap < best_gap:
                 best, best_gap = (k, noise), gap
     return best
