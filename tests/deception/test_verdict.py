@@ -56,3 +56,13 @@ def test_rate_of_yes_is_power_on_a_planted_world_and_false_positives_on_an_unrel
 def test_no_units_is_a_clear_error():
     with pytest.raises(ValueError, match="at least one unit"):
         verdict.verdict([], ["push"])
+
+
+def test_a_larger_family_is_corrected_for_as_if_its_other_tests_failed():
+    units = _units(2, targeted=True)
+    alone = verdict.verdict(units, ["push"], n_boot=200)
+    in_family = verdict.verdict(units, ["push"], n_boot=200, family=24)
+    assert (in_family["p"] == alone["p"]).all()
+    assert (in_family["p (Holm)"] >= alone["p (Holm)"]).all()
+    # the smallest p of 4 is multiplied by 24 instead of 4
+    assert in_family["p (Holm)"].min() == pytest.approx(min(1.0, 24 * alone["p"].min()))
