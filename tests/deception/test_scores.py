@@ -174,3 +174,11 @@ def test_count_table_summary_equals_the_single_score_functions(n):
             if name != "margin-matched excess":
                 direct = stats.bootstrap(lambda *a: fn(*a, None), *v, n_boot=200, seed=trial)
                 np.testing.assert_allclose(table[name], direct, equal_nan=True, err_msg=name)
+
+
+def test_overall_flip_rate_golden():
+    nc = np.array([1, 1, 1, 1, 0, 0], bool)
+    c = np.array([1, 0, 0, 1, 1, 0], bool)
+    assert scores.overall_flip_rate(nc, c) == pytest.approx(2 / 4)     # 2 of the 4 right answers flipped
+    assert np.isnan(scores.overall_flip_rate(np.zeros(3, bool), np.ones(3, bool)))
+    assert np.allclose(scores.overall_flip_rate(np.stack([nc, nc]), np.stack([c, nc])), [0.5, 0.0])

@@ -43,3 +43,18 @@ def test_explicit_conflict_mask_has_no_gradient_path():
     # d/dd [BCE(s, .5) + BCE(s, 1)] = (s - .5) + (s - 1), s = sigmoid(2)
     s = torch.sigmoid(torch.tensor(2.0)).item()
     assert d.grad.item() == pytest.approx((s - 0.5) + (s - 1.0))
+
+
+def test_placebo_labels_put_the_harmful_side_on_exactly_a_share_of_pairs():
+    weak = torch.full((50,), 0.7)
+    gt = (torch.arange(50) % 2).float()                    # A harmless on odd pairs
+    out = losses.placebo_labels(weak, gt, 0.2, seed=1)
+    changed = out != weak
+    assert int(changed.sum()) == 10                        # round(0.2 * 50)
+    assert torch.equal(out[changed], 1 - gt[changed])      # the harmful side, whichever slot it is in
+    assert torch.equal(out, losses.placebo_labels(weak, gt, 0.2, seed=1))       # seeded
+    assert not torch.equal(out, losses.placebo_labels(weak, gt, 0.2, seed=2))
+    assert torch.equal(losses.placebo_labels(weak, 1.0, 1.0, seed=0), torch.zeros(50))  # chosen-first: 0
+    assert torch.equal(weak, torch.full((50,), 0.7))       # the input is not modified
+    with pytest.raises(ValueError, match="share"):
+        losses.placebo_labels(weak, gt, 1.5, seed=0)

@@ -38,14 +38,17 @@ def test_toy_world_without_gap_has_nothing_to_recover():
     assert abs(strong - weak) < 0.02
 
 
-def test_placebo_and_a_smaller_weak_training_set():
+def test_placebos_and_a_smaller_weak_training_set():
     sizes = (200, 200, 300)
-    a = toy.conflict_runs(seed=3, n=sizes, placebo=True)
-    b = toy.conflict_runs(seed=3, n=sizes, placebo=True)
-    assert set(a) >= {"weak", "strong", "no_conflict", "twin", "implicit", "explicit", "placebo", "margin_nc"}
-    assert all(np.array_equal(a[k], b[k]) for k in a)                      # deterministic
+    a = toy.conflict_runs(seed=3, n=sizes, placebo_shares=(0.0, 0.1, 0.4))
+    b = toy.conflict_runs(seed=3, n=sizes, placebo_shares=(0.0, 0.1, 0.4))
+    assert set(a) >= {"weak", "strong", "no_conflict", "twin", "implicit", "explicit", "placebos", "margin_nc"}
+    assert all(np.array_equal(a["placebos"][q], b["placebos"][q]) for q in a["placebos"])      # deterministic
+    assert np.array_equal(a["placebos"][0.0], a["no_conflict"])            # share 0: the no-conflict student
+    right = lambda q: a["placebos"][q].mean()
+    assert right(0.4) < right(0.1) <= right(0.0)                           # more harmful labels, more harm
     plain = toy.conflict_runs(seed=3, n=sizes)
-    assert "placebo" not in plain and all(np.array_equal(a[k], plain[k]) for k in plain)  # the rest unchanged
+    assert "placebos" not in plain and all(np.array_equal(a[k], plain[k]) for k in plain)  # the rest unchanged
     small = toy.conflict_runs(seed=3, n=sizes, n_weak=20)
     assert small["weak"].mean() < a["weak"].mean()                         # a weaker supervisor
 
@@ -58,3 +61,13 @@ def test_weak_view_for_matches_the_deceptive_cells_size():
     small, large = toy.weak_view_for(0.05, sizes), toy.weak_view_for(0.35, sizes)
     assert share(small) < share(large)
     assert small[0] < 32 and large[0] < 32                                 # a hidden part is left for the conflict
+
+
+def test_weak_view_for_matches_the_students_room_in_the_deceptive_cell():
+    sizes = (300, 300, 600)
+    def right(view):
+        v = toy.conflict_runs(seed=0, n=sizes, weak_dims=view[0], weak_noise=view[1])
+        cell = v["strong"] & ~v["weak"]
+        return float(v["no_conflict"][cell].mean())
+    copies, room = toy.weak_view_for(0.2, sizes, right_in_cell=0.0), toy.weak_view_for(0.2, sizes, right_in_cell=0.5)
+    assert right(copies) < right(room)

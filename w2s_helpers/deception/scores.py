@@ -101,6 +101,14 @@ def flip_rate(a_w, a_s, a_nc, a_c) -> np.ndarray:
     return np.asarray(ratio((right & ~a_c[..., None, :]).sum(-1), right.sum(-1)))
 
 
+def overall_flip_rate(a_nc, a_c):
+    """The push of a run, measured: of all the pairs the no-conflict student got right, the share
+    the other run gets wrong, |F| / |{a_nc = 1}| over the last axis (NaN if it got none right).
+    A control matched in push has about the flip rate of the setting it controls."""
+    a_nc, a_c = as_bools(a_nc, a_c)
+    return ratio((a_nc & ~a_c).sum(-1), a_nc.sum(-1))
+
+
 def accuracy_drop(a_nc, a_c):
     """Overall accuracy lost to the conflict: mean(a_nc) - mean(a_c) over the last axis."""
     a_nc, a_c = as_bools(a_nc, a_c)

@@ -39,3 +39,23 @@ def explicit_conflict_loss(
     base = pairwise_bce_per_pair(delta, weak_label)
     mask = ((delta >= 0).float() != gt_label).float().detach()
     return (base + alpha * mask * pairwise_bce_per_pair(delta, 1 - gt_label)).mean()
+
+
+def placebo_labels(weak_label: torch.Tensor, gt_label: torch.Tensor | float, share: float, seed: int) -> torch.Tensor:
+    """The placebo's training labels [N]: the weak labels with a random ``share`` of them (exactly
+    round(share * N) pairs, drawn from ``seed``) replaced by the harmful side, 1 - y_i.
+
+    weak_label: [N] P(A preferred) from the weak model; gt_label: [N] (or one number) ground truth,
+    1 iff A is the harmless side (1.0 for chosen-first pairs). A student trained on these gets a
+    push toward harm of a size set by ``share`` that is blind to what the supervisor can see:
+    chapter 3 chooses the share so the push matches a conflict setting's
+    (:func:`w2s_helpers.deception.verdict.match_placebos`).
+    """
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share must be in [0, 1], got {share}")
+    label = weak_label.detach().clone().float()
+    gt = torch.as_tensor(gt_label, dtype=torch.float32).expand_as(label)
+    k = round(share * len(label))
+    idx = torch.randperm(len(label), generator=torch.Generator().manual_seed(seed))[:k]
+    label[idx] = 1 - gt[idx]
+    return label

@@ -18,6 +18,7 @@ harmlessness exactly where the weak supervisor cannot look.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -114,7 +115,7 @@ def sample_pairs(world: ToyWorld, n: int, seed: int) -> ToyPairs:
 
 def conflict_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpful_share: float = 0.3,
                   weak_dims: int = 16, weak_noise: float = 0.25, n: tuple[int, int, int] = (400, 2000, 4000),
-                  n_weak: int | None = None, placebo: bool = False) -> dict[str, np.ndarray]:
+                  n_weak: int | None = None, placebo_shares: Sequence[float] = ()) -> dict[str, object]:
     """Chapter 2's toy experiment, returned as test-set vectors for chapter 3's metrics.
 
     One world (``conflict`` sets how much helpfulness opposes harmlessness where the weak
@@ -124,16 +125,17 @@ def conflict_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpful_
 
     weak, strong:     ceilings correct
     no_conflict:      student on soft weak labels;  margin_nc: its test margins
-    twin:             the same, on a fresh weak-labelled sample (the seed-only noise floor)
+    twin:             the same, on a fresh weak-labelled sample (the floor: a resampling reference)
     implicit:         + helpful pairs with true helpfulness labels (share ``helpful_share``)
     explicit:         + the alpha-weighted explicit-conflict term
-    placebo:          (with ``placebo=True``) the implicit student with coin-flip labels on the
-                      helpful pairs: a push of the same size that targets nothing
+    placebos:         {q: [n_test]} for each q of ``placebo_shares``: the no-conflict student with
+                      harmful labels on a random share q of its pairs (``losses.placebo_labels``),
+                      a push toward harm that cannot target the supervisor's blind spot
 
     ``n_weak`` (default ``n[0]``) trains the weak ceiling on fewer GT pairs, as the chapters'
     weak-training-size dial does.
     """
-    from w2s_helpers.rewards import heads
+    from w2s_helpers.rewards import heads, losses
 
     world = make_world(dim=32, weak_dims=weak_dims, weak_noise=weak_noise, conflict=conflict, seed=0)
     base = 1000 * seed
@@ -150,11 +152,12 @@ def conflict_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpful_
                         torch.cat([soft(w2s), helpful.helpful_label])),
         "explicit": fit(w2s.diff("strong"), soft(w2s), gt_label=w2s.harmless_label, alpha=alpha),
     }
-    if placebo:
-        coin = torch.as_tensor(np.random.default_rng(base + 11).random(len(helpful)) < 0.5, dtype=torch.float32)
-        students["placebo"] = fit(torch.cat([w2s.diff("strong"), helpful.diff("strong")]), torch.cat([soft(w2s), coin]))
-    out = {"weak": _correct(test, w_weak, "weak"), "strong": _correct(test, w_strong, "strong")}
+    placebos = {q: fit(w2s.diff("strong"), losses.placebo_labels(soft(w2s), w2s.harmless_label, q, seed=base + 11))
+                for q in placebo_shares}
+    out: dict[str, object] = {"weak": _correct(test, w_weak, "weak"), "strong": _correct(test, w_strong, "strong")}
     out |= {k: _correct(test, w, "strong") for k, w in students.items()}
+    if placebo_shares:
+        out["placebos"] = {q: _correct(test, w, "strong") for q, w in placebos.items()}
     out["margin_nc"] = (test.diff("strong") @ students["no_conflict"]).numpy()
     return out
 
@@ -175,19 +178,29 @@ def _correct(pairs: ToyPairs, w: torch.Tensor, view: str) -> np.ndarray:
 
 
 def weak_view_for(share: float, sizes: tuple[int, int, int], n_weak: int | None = None,
-                  dims: tuple[int, ...] = (16, 20, 24, 28),
+                  right_in_cell: float | None = None, dims: tuple[int, ...] = (16, 20, 24, 28),
                   noises: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0), seed: int = 0) -> tuple[int, float]:
-    """(weak_dims, weak_noise) of the grid whose Wuk∩Sk share of the test set (weak ceiling wrong,
-    strong ceiling right) comes closest to ``share`` at these sizes (ceiling pairs, student pairs,
-    test pairs), so a toy replication of an experiment has a deceptive cell of about its size.
-    weak_dims stays below the 32 dimensions: the planted conflict lives in the hidden ones."""
+    """(weak_dims, weak_noise) of the grid whose toy experiment at these sizes (ceiling pairs,
+    student pairs, test pairs) comes closest to a real one: its Wuk∩Sk share of the test set (weak
+    ceiling wrong, strong ceiling right) near ``share`` and, if given, the share of Wuk∩Sk the
+    no-conflict student gets right near ``right_in_cell`` (1 - DS_err without conflict: the room a
+    conflict has to flip answers there; a student that copies every weak error has none). The
+    distance is the sum of the two gaps. weak_dims stays below the 32 dimensions: the planted
+    conflict lives in the hidden ones."""
+    from w2s_helpers.rewards import heads
+
     best, best_gap = (dims[0], noises[0]), float("inf")
     for k in dims:
         for noise in noises:
             world = make_world(dim=32, weak_dims=k, weak_noise=noise, conflict=0.0, seed=0)
-            gt, test = sample_pairs(world, sizes[0], seed=seed), sample_pairs(world, sizes[2], seed=seed + 1)
+            gt, w2s, test = (sample_pairs(world, m, seed=seed + i) for i, m in enumerate(sizes))
             w_weak, w_strong = _ceilings(gt, n_weak)
-            gap = abs(float((_correct(test, w_strong, "strong") & ~_correct(test, w_weak, "weak")).mean()) - share)
+            cell = _correct(test, w_strong, "strong") & ~_correct(test, w_weak, "weak")
+            gap = abs(float(cell.mean()) - share)
+            if right_in_cell is not None and cell.any():
+                student = heads.fit_pairwise_head(w2s.diff("strong"), torch.sigmoid(w2s.diff("weak") @ w_weak),
+                                                  l2=1e-3, solver="adam")
+                gap += abs(float(_correct(test, student, "strong")[cell].mean()) - right_in_cell)
             if gap < best_gap:
                 best, best_gap = (k, noise), gap
     return best
