@@ -28,7 +28,8 @@ Role = str  # "weak" (weak ceiling), "strong" (strong ceiling), "student"
 
 # Bump when what a saved run means changes (its fields, the vectors it holds): every key changes
 # and runs saved under another version are no longer read. 2: ``fit`` joined the key.
-RESULTS_VERSION = "2"
+# 3: ``placebo_share`` joined it (the placebo became harmful labels on a random share of D_w2s).
+RESULTS_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,11 @@ class RunConfig:
     weak:      rung of the supervisor whose labels a student learned from ("" for ceilings).
     regime:    "probe", "top_blocks" or "finetune".
     setting:   "none" (ceilings: not a student, so no setting), "no_conflict", "implicit",
-               "explicit", or a control: "twin" (the no-conflict student with another seed),
-               "placebo" (coin-flip helpful labels).
+               "explicit", or a control: "twin" (a second no-conflict student: the floor),
+               "placebo" (harmful labels on a random share of D_w2s).
     alpha:     weight of the explicit-conflict term (0 otherwise).
     helpful_share: fraction of the student's data that are helpful pairs (implicit conflict).
+    placebo_share: the placebo's share of D_w2s pairs given harmful labels (0 otherwise).
     weak_n:    ground-truth pairs the weak ceiling was trained on (the capability-gap dial).
     optimizer: how the head was fitted ("lbfgs": converged convex fit; "adam": fixed-step
                Adam, used wherever a conflict sweep must compare like with like).
@@ -63,6 +65,7 @@ class RunConfig:
     setting: str = "none"
     alpha: float = 0.0
     helpful_share: float = 0.0
+    placebo_share: float = 0.0
     weak_n: int = 0
     optimizer: str = "lbfgs"
     seed: int = 0

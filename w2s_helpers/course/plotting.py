@@ -187,7 +187,8 @@ def interval_points(table: pd.DataFrame, x: str, hue: str, title: str, ylabel: s
     """Points with error bars: columns ``x``, ``hue``, ``est``, ``low``, ``high``.
 
     ``floor`` (columns ``x``, ``est``, ``low``, ``high``) draws a grey band per x: the same
-    score between two students that differ only in seed, below which nothing is evidence.
+    score between two no-conflict students (the floor: retrained on other data or with another
+    seed), below which nothing is evidence.
     """
     _style()
     fig, ax = plt.subplots(figsize=(8, 3.8))
@@ -204,7 +205,7 @@ def interval_points(table: pd.DataFrame, x: str, hue: str, title: str, ylabel: s
         for i, (_, r) in enumerate(f.iterrows()):
             if np.isfinite(r["high"]):
                 ax.fill_between([i - 0.4, i + 0.4], r["low"], r["high"], color="0.85", zorder=0,
-                                label="seed-only floor" if i == 0 else None)
+                                label="floor (twin)" if i == 0 else None)
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xticks(range(len(xs)), xs, rotation=15)
     ax.set_ylabel(ylabel)
