@@ -29,8 +29,13 @@ def test_saved_run_key():
 def test_policy_run_key_parts():
     config = training.POConfig.for_loss("simpo", alpha=0.5)
     assert store.content_hash(dataclasses.asdict(config)) == "e054f855e374db6d"
-    settings = {k: getattr(v, "name", v) for k, v in dataclasses.asdict(profiles.get("ci").po).items()}
-    assert store.content_hash(settings) == "db62e7c7c8b84b45"
+    # "db62e7c7c8b84b45" while every field of the settings was hashed; now only those that decide a run
+    ci = profiles.get("ci").po
+    assert store.content_hash(lab.run_settings(ci)) == "22f2c9ea08c99975"
+    # which runs a chapter makes (seeds, twins, generation) is not part of any run's key
+    more = dataclasses.replace(ci, seeds=(7, 8, 9), n_twins=5, n_generate=9, max_new_tokens=3)
+    assert lab.run_settings(more) == lab.run_settings(ci)
+    assert lab.run_settings(dataclasses.replace(ci, lr=1.0)) != lab.run_settings(ci)
 
 
 def test_version_constants():

@@ -128,3 +128,10 @@ def test_match_placebos_picks_the_share_whose_push_matches():
     assert matched[0][verdict.placebo_key("big push")] is units[0]["placebos"][0.4]
     assert verdict.placebo_key("small push") not in units[0]                       # the inputs are not changed
     assert abs(table.loc["big push", "flip rate"] - table.loc["big push", "placebo flip rate"]) < 0.05
+
+
+def test_a_verdict_on_an_empty_deceptive_cell_is_not_testable():
+    units = [{**u, "strong": u["weak"]} for u in _units(0, targeted=True)]       # Wuk∩Sk empty everywhere
+    table = verdict.verdict(units, ["push"], n_boot=50)
+    assert verdict.testable(table) == {"push": False} and verdict.says_yes(table) == {"push": False}
+    assert verdict.testable(verdict.verdict(_units(0, targeted=True), ["push"], n_boot=50)) == {"push": True}

@@ -94,3 +94,13 @@ def test_train_idx_follows_the_profiles_train_frac():
         assert len(idx) == n and len(set(idx.tolist())) == n
     paper = profiles.get("paper")
     assert paper.train_frac == 1.0 and paper.weak_n is None     # the paper's design: all of D_gt, every seed
+
+
+def test_pools_hash_is_the_labs_data_hash_and_ignores_the_helpful_pool():
+    from w2s_helpers.core.data import PreferencePair
+
+    pair = lambda i: PreferencePair(prompt=f"q{i}", chosen=f"no {i}", rejected=f"yes {i}")
+    pools = {"gt": [pair(0), pair(1)], "w2s": [pair(2)], "test": [pair(3), pair(4)]}
+    lab = reward_lab.Lab(profiles.get("ci"), {**pools, "helpful": [pair(5)]}, precision="float32")
+    assert lab.data_hash == reward_lab.pools_hash(pools)
+    assert lab.data_hash != reward_lab.pools_hash({**pools, "test": pools["test"][1:]})

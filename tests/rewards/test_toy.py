@@ -49,6 +49,9 @@ def test_placebos_and_a_smaller_weak_training_set():
     assert right(0.4) < right(0.1) <= right(0.0)                           # more harmful labels, more harm
     plain = toy.conflict_runs(seed=3, n=sizes)
     assert "placebos" not in plain and all(np.array_equal(a[k], plain[k]) for k in plain)  # the rest unchanged
+    two = toy.conflict_runs(seed=3, n=sizes, n_twins=2)
+    assert len(two["twins"]) == 2 and np.array_equal(two["twins"][0], a["twin"])
+    assert not np.array_equal(two["twins"][1], a["twin"])                  # another draw of D_w2s
     small = toy.conflict_runs(seed=3, n=sizes, n_weak=20)
     assert small["weak"].mean() < a["weak"].mean()                         # a weaker supervisor
 

@@ -36,6 +36,7 @@ class POSettings:
     dpo_epochs: int = 1        # epochs of the DPO stage (paper: 3; SimPO and SFT: 1)
     alpha: float = 0.5         # explicit conflict weight (paper: 0.5)
     seeds: tuple[int, ...] = (0,)
+    n_twins: int = 1           # no-conflict students with other seeds per loss and seed: the floor
     n_generate: int = 3        # prompts of each kind answered side by side
     max_new_tokens: int = 40
 
@@ -96,7 +97,7 @@ PROFILES: dict[str, Profile] = {
         device="cpu", num_threads=None, lr=5e-5, batch_size=16, epochs=1, weak_n=30,
         regime_study=(("minilm-l6", "finetune"), ("smollm2-135m", "top_blocks")),
         po=POSettings(weak="smollm2-135m", strong="smollm2-135m", n_train=48, n_test=64, n_helpful=24,
-                      max_prompt=48, max_response=24, k=1, n_generate=1, max_new_tokens=16),
+                      max_prompt=48, max_response=24, k=1, n_generate=1, max_new_tokens=16, seeds=(0, 1), n_twins=2),
         description="smoke test: every code path, small n, two offline rungs, minutes on 2 CPU cores",
     ),
     "laptop": Profile(
@@ -107,7 +108,7 @@ PROFILES: dict[str, Profile] = {
         device="cpu", num_threads=None, lr=5e-5, batch_size=16, epochs=1,
         regime_study=(("minilm-l6", "finetune"), ("smollm2-135m", "top_blocks")),
         po=POSettings(weak="smollm2-135m", strong="qwen2.5-0.5b", n_train=192, n_test=400, n_helpful=192,
-                      max_prompt=48, max_response=32, lr=1e-3),
+                      max_prompt=48, max_response=32, lr=1e-3, seeds=(0, 1, 2), n_twins=2),
         description="what a learner runs on a 2-core CPU: three offline rungs, 1000 pairs per pool",
     ),
     "paper": Profile(
@@ -118,7 +119,7 @@ PROFILES: dict[str, Profile] = {
         device="auto", num_threads=None, lr=1e-5, batch_size=32, epochs=1, train_frac=1.0, weak_n=None,
         po=POSettings(weak="gpt2", strong="gpt2-large", n_train=4000, n_test=4000, n_helpful=4000,
                       max_prompt=256, max_response=256, batch_size=32, lr=1e-6, regime="whole", lora_r=0,
-                      dpo_epochs=3, n_generate=5, max_new_tokens=64),
+                      dpo_epochs=3, n_generate=5, max_new_tokens=64, seeds=(0, 1, 2), n_twins=2),
         description="the paper's scale: GPT-2 ladder from the hub, 4000 pairs per pool, GPU(s), max length 512",
     ),
 }

@@ -6,6 +6,7 @@ margins, whichever scenario produced them.
     scores   every Deception Score, the conflict tax per cell, one-call bootstrap summaries
     stats    Wilson, bootstrap and seed intervals; the crossed bootstrap over seeds and test pairs,
              one-sided bootstrap p-values, Holm's correction, clustered slope differences
-    verdict  the four-check verdict on targeted deception, and how often it says yes on simulated
+    verdict  the verdict on deception (two checks, Holm; the placebo and margin-matched comparisons
+             as diagnostics), placebos matched in push, and how often it says yes on simulated
              experiments (its power on a planted world, its false-positive rate on an unrelated one)
 """

@@ -173,6 +173,14 @@ def says_yes(table) -> dict[str, bool]:
     return table.groupby(level="setting", sort=False)["yes"].first().to_dict()
 
 
+def testable(table) -> dict[str, bool]:
+    """Setting -> whether any of its checks could be computed (a NaN estimate everywhere means an
+    empty Wuk∩Sk, for instance when the weak and strong rung are one model): its "no" is then no
+    answer at all."""
+    checks = table[table["kind"] == "check"]
+    return checks["estimate"].notna().groupby(level="setting", sort=False).any().to_dict()
+
+
 def match_placebos(units: Sequence[Unit], settings: Sequence[str], grid_key: str = "placebos"):
     """Each setting's placebo, matched in push: ``(units, table)``.
 

@@ -115,7 +115,7 @@ class PolicyLab:
     def _key(self, rung: str, config: POConfig, parts: Sequence[Part], *extra) -> str:
         described = [(pool, None if idx is None else list(idx),
                       torch.as_tensor(label, dtype=torch.bool).flatten().tolist()) for pool, idx, label in parts]
-        settings = {k: getattr(v, "name", v) for k, v in asdict(self.S).items()}
+        settings = run_settings(self.S)
         return content_hash(self.loaded(rung).fingerprint, settings, asdict(config), described,
                             [p.source for k in sorted(self.pools) for p in self.pools[k]], PO_LAB_VERSION, *extra,
                             length=24)
@@ -190,6 +190,16 @@ class PolicyLab:
         if isinstance(policy, WholePolicy):
             return policy.lm.eval()
         return to_causal_lm(policy, self.loaded(rung).model)
+
+
+def run_settings(S) -> dict[str, object]:
+    """The profile's policy settings that decide how a run trains and what it scores: part of every
+    run's key. Fields that only say which runs a chapter makes (:data:`NOT_IN_KEY`) are left out,
+    so adding a seed or a twin does not invalidate the runs already cached."""
+    return {k: getattr(v, "name", v) for k, v in asdict(S).items() if k not in NOT_IN_KEY}
+
+
+NOT_IN_KEY = ("seeds", "n_twins", "n_generate", "max_new_tokens")
 
 
 def _read_run(path) -> Run:

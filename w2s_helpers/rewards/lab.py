@@ -91,6 +91,18 @@ def fit_hash(profile: Profile, regime: str) -> str:
     return content_hash(fit_settings(profile, regime), length=12)
 
 
+def pools_hash(pools: dict[str, list[PreferencePair]]) -> str:
+    """The ``data_hash`` of a lab's saved runs: a hash of its D_gt, D_w2s and test pools (the helpful
+    pool, which only some chapters draw, is left out)."""
+    return data.pairs_hash(pools["gt"] + pools["w2s"] + pools["test"])
+
+
+def profile_data_hash(profile: Profile) -> str:
+    """The ``data_hash`` under which chapters 1-3 saved ``profile``'s runs, without building a lab
+    (reads the profile's pools only)."""
+    return pools_hash(draw_pools(profile))
+
+
 @dataclass
 class Fitted:
     """A trained reward model of some regime.
@@ -131,7 +143,7 @@ class Lab:
         if not self.precision:
             self.precision = self.profile.precision
         if not self.data_hash:
-            self.data_hash = data.pairs_hash(self.pools["gt"] + self.pools["w2s"] + self.pools["test"])
+            self.data_hash = pools_hash(self.pools)
 
     @property
     def fit_hash(self) -> str:

@@ -115,7 +115,7 @@ def sample_pairs(world: ToyWorld, n: int, seed: int) -> ToyPairs:
 
 def conflict_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpful_share: float = 0.3,
                   weak_dims: int = 16, weak_noise: float = 0.25, n: tuple[int, int, int] = (400, 2000, 4000),
-                  n_weak: int | None = None, placebo_shares: Sequence[float] = ()) -> dict[str, object]:
+                  n_weak: int | None = None, placebo_shares: Sequence[float] = (), n_twins: int = 1) -> dict[str, object]:
     """Chapter 2's toy experiment, returned as test-set vectors for chapter 3's metrics.
 
     One world (``conflict`` sets how much helpfulness opposes harmlessness where the weak
@@ -126,6 +126,7 @@ def conflict_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpful_
     weak, strong:     ceilings correct
     no_conflict:      student on soft weak labels;  margin_nc: its test margins
     twin:             the same, on a fresh weak-labelled sample (the floor: a resampling reference)
+    twins:            (with ``n_twins`` > 1) a list of ``n_twins`` such students, ``twin`` first
     implicit:         + helpful pairs with true helpfulness labels (share ``helpful_share``)
     explicit:         + the alpha-weighted explicit-conflict term
     placebos:         {q: [n_test]} for each q of ``placebo_shares``: the no-conflict student with
@@ -140,6 +141,7 @@ def conflict_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpful_
     world = make_world(dim=32, weak_dims=weak_dims, weak_noise=weak_noise, conflict=conflict, seed=0)
     base = 1000 * seed
     gt, w2s, twin, test = (sample_pairs(world, m, seed=base + i) for i, m in enumerate((n[0], n[1], n[1], n[2])))
+    more = [sample_pairs(world, n[1], seed=base + 20 + j) for j in range(n_twins - 1)]
     w_weak, w_strong = _ceilings(gt, n_weak)
     fit = lambda x, y, **kw: heads.fit_pairwise_head(x, y, l2=1e-3, solver="adam", **kw)
     soft = lambda pairs: torch.sigmoid(pairs.diff("weak") @ w_weak)
@@ -158,6 +160,8 @@ def conflict_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpful_
     out |= {k: _correct(test, w, "strong") for k, w in students.items()}
     if placebo_shares:
         out["placebos"] = {q: _correct(test, w, "strong") for q, w in placebos.items()}
+    if n_twins > 1:
+        out["twins"] = [out["twin"]] + [_correct(test, fit(p.diff("strong"), soft(p)), "strong") for p in more]
     out["margin_nc"] = (test.diff("strong") @ students["no_conflict"]).numpy()
     return out
 
@@ -184,8 +188,8 @@ def weak_view_for(share: float, sizes: tuple[int, int, int], n_weak: int | None 
     student pairs, test pairs) comes closest to a real one: its Wuk∩Sk share of the test set (weak
     ceiling wrong, strong ceiling right) near ``share`` and, if given, the share of Wuk∩Sk the
     no-conflict student gets right near ``right_in_cell`` (1 - DS_err without conflict: the room a
-    conflict has to flip answers there; a student that copies every weak error has none). The
-    distance is the sum of the two gaps. weak_dims stays below the 32 dimensions: the planted
+    conflict has to flip answers there; a student that copies every weak error has none; NaN or
+    None: not matched). The distance is the sum of the two gaps. weak_dims stays below the 32 dimensions: the planted
     conflict lives in the hidden ones."""
     from w2s_helpers.rewards import heads
 
@@ -197,7 +201,7 @@ def weak_view_for(share: float, sizes: tuple[int, int, int], n_weak: int | None 
             w_weak, w_strong = _ceilings(gt, n_weak)
             cell = _correct(test, w_strong, "strong") & ~_correct(test, w_weak, "weak")
             gap = abs(float(cell.mean()) - share)
-            if right_in_cell is not None and cell.any():
+            if right_in_cell is not None and right_in_cell == right_in_cell and cell.any():   # NaN: unknown
                 student = heads.fit_pairwise_head(w2s.diff("strong"), torch.sigmoid(w2s.diff("weak") @ w_weak),
                                                   l2=1e-3, solver="adam")
                 gap += abs(float(_correct(test, student, "strong")[cell].mean()) - right_in_cell)
