@@ -1,4 +1,4 @@
-"""Command line: ``python -m w2s_helpers {check,kernel,fetch,build-data,run}``."""
+"""Command line: ``python -m w2s_helpers {check,kernel,fetch,build-data,run,exercises}``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--quiet", action="store_true", help="one line per cell only: do not echo the cells' "
                                                         "prints and progress bars")
 
+    e = sub.add_parser("exercises", help="write the learner copies (solutions stubbed) to notebooks/exercises/")
+    e.add_argument("--check", action="store_true", help="write nothing; exit 1 if a copy is missing or out of date")
+
     args = parser.parse_args(argv)
     if args.cmd == "check":
         from w2s_helpers.course.env import package_report, system_report
@@ -62,6 +65,19 @@ def main(argv: list[str] | None = None) -> int:
 
         out = build_hub_splits(args.out, source=args.source, seed=args.seed)
         print(f"wrote the splits to {out}\nuse them with: export W2S_DATA_DIR={out}")
+        return 0
+    if args.cmd == "exercises":
+        from w2s_helpers.core.paths import REPO_ROOT
+        from w2s_helpers.course.exercises import write
+
+        stale = write(check=args.check)
+        for path in stale:
+            print(f"{'out of date' if args.check else 'wrote'}: {path.relative_to(REPO_ROOT)}")
+        if args.check and stale:
+            print("run: python -m w2s_helpers exercises", file=sys.stderr)
+            return 1
+        if not stale:
+            print("the learner copies are up to date")
         return 0
     if args.cmd == "run":
         from w2s_helpers.course.runner import ChapterFailed, run_all
