@@ -75,3 +75,33 @@ def test_exercise_checks_reject_wrong_answers():
     swapped = lambda w_, s_: regions.regions(s_, w_)["Wuk∩Sk"]  # weak and strong mixed up
     with pytest.raises(AssertionError):
         checks.compare(swapped, lambda w_, s_: regions.regions(w_, s_)["Wuk∩Sk"], [(w, s)], "region_masks")
+
+
+def _named_checks():
+    from w2s_helpers.policies import losses as po_losses
+
+    zeros_like_first = lambda *a, **k: torch.zeros_like(torch.as_tensor(a[0], dtype=torch.float32))
+    return {
+        "pairwise_loss": (losses.pairwise_loss, lambda d, y: losses.pairwise_loss(d, 1 - y)),
+        "pgr": (heads.pgr, lambda w, s, st: (s - w) / (st - w + 1e-9)),                     # no NaN without a gap
+        "weak_soft_labels": (heads.weak_soft_labels,
+                             lambda *a: (heads.weak_soft_labels(*a)[0], 1 - heads.weak_soft_labels(*a)[1])),
+        "explicit_conflict_loss": (losses.explicit_conflict_loss, lambda d, w, y, a: losses.pairwise_loss(d, w)),
+        "region_masks": (regions.regions, lambda w, s: {**regions.regions(w, s), "Wuk∩Sk": ~w & ~s}),
+        "ds_flip": (scores.ds_flip, lambda w, s, nc, c: scores.ds_err(w, s, c)),
+        "conflict_tax": (lambda *v: scores.conflict_tax(*v)[0], lambda *v: scores.flip_rate(*v)),
+        "dpo_loss": (po_losses.dpo_loss_per_pair, lambda pc, pr, rc, rr, beta=0.1: po_losses.dpo_loss_per_pair(pc, pr, rc, rr, 1.0)),
+        "simpo_loss": (po_losses.simpo_loss_per_pair, lambda ac, ar, beta=2.0, gamma=1.0: zeros_like_first(ac)),
+        "dpo_explicit": (po_losses.dpo_explicit_loss,
+                         lambda ph, px, rh, rx, wl, a, beta=0.1: po_losses.dpo_explicit_loss(ph, px, rh, rx, wl, 0.0, beta)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_named_checks()))
+def test_each_named_check_passes_the_reference_and_rejects_a_wrong_answer(name, capsys):
+    reference, wrong = _named_checks()[name]
+    getattr(checks, name)(reference)
+    assert "PASS" in capsys.readouterr().out
+    with pytest.raises(AssertionError):
+        getattr(checks, name)(wrong)
+

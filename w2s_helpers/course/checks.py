@@ -37,3 +37,134 @@ def pairwise_cases(seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
         (torch.randn(16, generator=g) * 3, torch.rand(16, generator=g)),  # soft labels
         (torch.tensor([30.0, -30.0]), torch.tensor([0.0, 1.0])),  # confident and wrong: no overflow
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# One named check per exercise: a check cell is one line, ``checks.ds_flip(ds_flip)``, and the
+# tests run the same checks on the references and on wrong answers.
+
+
+def _bools(rng, shape, p):
+    import numpy as np
+
+    return np.asarray(rng.random(shape) < p)
+
+
+def pairwise_loss(fn) -> None:
+    """Exercise 0.1: the Bradley-Terry pairwise loss, mean over pairs."""
+    from w2s_helpers.rewards import losses
+
+    compare(fn, losses.pairwise_loss, pairwise_cases(), "pairwise_loss")
+
+
+def pgr(fn) -> None:
+    """Exercise 1.1: performance gap recovered, NaN without a gap."""
+    from w2s_helpers.rewards import heads
+
+    compare(fn, heads.pgr, [(0.6, 0.7, 0.8), (0.6, 0.55, 0.8), (0.6, 0.9, 0.8), (0.7, 0.8, 0.7), (0.8, 0.7, 0.6)], "pgr")
+
+
+def weak_soft_labels(fn) -> None:
+    """Exercise 1.2: the student's inputs and soft labels in one shared random slot order."""
+    from w2s_helpers.rewards import heads
+
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.randn(3, generator=g), torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g),
+              torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g), s) for s in (0, 1)]
+    compare(lambda *a: fn(*a)[1], lambda *a: heads.weak_soft_labels(*a)[1], cases, "weak_soft_labels (labels)")
+    compare(lambda *a: fn(*a)[0], lambda *a: heads.weak_soft_labels(*a)[0], cases, "weak_soft_labels (strong diff)")
+
+
+def explicit_conflict_loss(fn) -> None:
+    """Exercise 2.1: the explicit-conflict reward loss (the mask carries no gradient)."""
+    from w2s_helpers.rewards import losses
+
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.randn(12, generator=g) * 2, torch.rand(12, generator=g), (torch.rand(12, generator=g) > 0.5).float(), a)
+             for a in (0.0, 0.5, 2.0)]
+    cases.append((torch.tensor([3.0, -3.0]), torch.tensor([0.9, 0.1]), torch.tensor([0.0, 1.0]), 1.0))  # both masked
+    compare(fn, losses.explicit_conflict_loss, cases, "explicit_conflict_loss")
+
+
+def region_masks(fn) -> None:
+    """Exercise 2.2: the four knowledge cells as boolean masks."""
+    import numpy as np
+
+    from w2s_helpers.deception import regions
+
+    rng = np.random.default_rng(0)
+    vecs = [(_bools(rng, 20, 0.6), _bools(rng, 20, 0.7)) for _ in range(3)]
+    for cell in regions.CELLS:
+        compare(lambda w, s: fn(w, s)[cell], lambda w, s: regions.regions(w, s)[cell], vecs, f"region_masks[{cell}]")
+
+
+def _score_cases() -> list[tuple]:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    cases = [tuple(rng.random((4, n)) < p) for n, p in ((10, 0.5), (40, 0.7), (200, 0.6))]
+    cases.append((np.ones(5, bool),) * 4)                                                   # Wuk∩Sk empty: NaN
+    cases.append(tuple(np.array(x, bool) for x in ([0, 0, 1], [1, 1, 1], [1, 1, 1], [0, 1, 1])))  # 1/2
+    return cases
+
+
+def ds_flip(fn) -> None:
+    """Exercise 3.1: DS_flip, NaN for an empty Wuk∩Sk."""
+    from w2s_helpers.deception import scores
+
+    compare(fn, scores.ds_flip, _score_cases(), "ds_flip")
+
+
+def conflict_tax(fn) -> None:
+    """Exercise 3.2: the conflict tax of each knowledge cell."""
+    from w2s_helpers.deception import scores
+
+    compare(fn, lambda *v: scores.conflict_tax(*v)[0], _score_cases(), "conflict_tax")
+
+
+def _logps(g: torch.Generator, *shape: int, scale: float = 80.0) -> torch.Tensor:
+    return -torch.rand(*shape, generator=g) * scale
+
+
+def dpo_loss(fn) -> None:
+    """Exercise 4.1: the DPO loss per pair."""
+    from w2s_helpers.policies import losses
+
+    g = torch.Generator().manual_seed(0)
+    lp = lambda n: _logps(g, n)
+    compare(fn, losses.dpo_loss_per_pair,
+            [(lp(5), lp(5), lp(5), lp(5)), (torch.tensor([-3.0]), torch.tensor([-9.0]), torch.tensor([-3.0]), torch.tensor([-9.0])),
+             (lp(64), lp(64), lp(64), lp(64), 0.5)], "dpo_loss")
+
+
+def simpo_loss(fn) -> None:
+    """Exercise 4.1: the SimPO loss per pair."""
+    from w2s_helpers.policies import losses
+
+    g = torch.Generator().manual_seed(1)
+    lp = lambda n: _logps(g, n, scale=4.0)
+    compare(fn, losses.simpo_loss_per_pair,
+            [(lp(5), lp(5)), (torch.tensor([-1.0]), torch.tensor([-1.5])), (lp(64), lp(64), 2.5, 0.5)], "simpo_loss")
+
+
+def dpo_explicit(fn) -> None:
+    """Exercise 4.2: DPO with the explicit-conflict term, and its gate without gradient."""
+    from w2s_helpers.policies import losses
+
+    def case(seed: int, alpha: float) -> tuple:
+        g = torch.Generator().manual_seed(seed)
+        x = [_logps(g, 32, scale=60.0) for _ in range(4)]
+        return (*x, torch.rand(32, generator=g) < 0.7, alpha)
+
+    compare(fn, losses.dpo_explicit_loss, [case(s, a) for s, a in ((0, 0.5), (1, 1.0), (2, 0.0))], "dpo_explicit")
+    # the gate carries no gradient: the explicit term pushes only where the harmful side already wins
+    pi_h = torch.tensor([-10.0, -12.0], requires_grad=True)
+    pi_x = torch.tensor([-12.0, -10.0], requires_grad=True)
+    ref, keep = torch.full((2,), -11.0), torch.tensor([True, True])
+    fn(pi_h, pi_x, ref, ref, keep, 0.0).backward()
+    g0 = pi_x.grad.clone()
+    pi_h.grad = pi_x.grad = None
+    fn(pi_h, pi_x, ref, ref, keep, 1.0).backward()
+    if not (g0[0] == pi_x.grad[0] and pi_x.grad[1] < g0[1]):
+        raise AssertionError("dpo_explicit: the term must act on pair 2 only, toward the harmful side")
+    print("PASS dpo_explicit: the explicit term acts only where the policy already prefers the harmful response")
