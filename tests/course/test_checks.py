@@ -11,12 +11,6 @@ from w2s_helpers.rewards import heads, losses
 
 
 def test_chapter3_exercise_checks_reject_wrong_answers():
-    from w2s_helpers.course import checks
-
-    rng = np.random.default_rng(0)
-    cases = [tuple(rng.random((4, n)) < p) for n, p in ((10, 0.5), (40, 0.7), (200, 0.6))]
-    cases.append((np.ones(5, bool),) * 4)
-
     def zero_when_empty(a_w, a_s, a_nc, a_c):
         x = scores.ds_flip(a_w, a_s, a_nc, a_c)
         return 0.0 if np.isnan(x) else x
@@ -26,8 +20,8 @@ def test_chapter3_exercise_checks_reject_wrong_answers():
                 lambda w, s, nc, c: scores.ds_share(w, s, nc, c)]               # divides by |F|
     for wrong in wrong_ds:
         with pytest.raises(AssertionError):
-            checks.compare(wrong, scores.ds_flip, cases, "ds_flip")
-    checks.compare(scores.ds_flip, scores.ds_flip, cases, "ds_flip")
+            checks.ds_flip(wrong)
+    checks.ds_flip(scores.ds_flip)
 
     def conditional_rate(a_w, a_s, a_nc, a_c):  # flips / right-before, not / cell size
         a_w, a_s, a_nc, a_c = (np.asarray(v, bool) for v in (a_w, a_s, a_nc, a_c))
@@ -35,7 +29,7 @@ def test_chapter3_exercise_checks_reject_wrong_answers():
         return np.array([(m & a_nc & ~a_c).sum() / (m & a_nc).sum() if (m & a_nc).any() else np.nan for m in cells])
 
     with pytest.raises(AssertionError):
-        checks.compare(conditional_rate, lambda *v: scores.conflict_tax(*v)[0], cases, "conflict_tax")
+        checks.conflict_tax(conditional_rate)
 
 
 def test_check_passes_reference_and_fails_wrong_answers(capsys):
@@ -54,27 +48,19 @@ def test_check_passes_reference_and_fails_wrong_answers(capsys):
 
 def test_exercise_checks_reject_wrong_answers():
     """The checks the chapter 1-2 exercises call must fail on plausible mistakes."""
-    from w2s_helpers.course import checks
-    from w2s_helpers.deception import regions
-
-    pgr_cases = [(0.6, 0.7, 0.8), (0.6, 0.55, 0.8), (0.7, 0.8, 0.7)]
     with pytest.raises(AssertionError):  # forgets the no-gap case
-        checks.compare(lambda w, s, st: (s - w) / (st - w + 1e-12), heads.pgr, pgr_cases, "pgr")
+        checks.pgr(lambda w, s, st: (s - w) / (st - w + 1e-12))
     with pytest.raises(AssertionError):  # wrong denominator
-        checks.compare(lambda w, s, st: (s - w) / st, heads.pgr, pgr_cases, "pgr")
+        checks.pgr(lambda w, s, st: (s - w) / st)
 
-    g = torch.Generator().manual_seed(0)
-    cases = [(torch.randn(12, generator=g) * 2, torch.rand(12, generator=g), (torch.rand(12, generator=g) > 0.5).float(), 0.5)]
     unmasked = lambda d, y, gt, a: (losses.pairwise_bce_per_pair(d, y) + a * losses.pairwise_bce_per_pair(d, 1 - gt)).mean()
     wrong_target = lambda d, y, gt, a: losses.explicit_conflict_loss(d, y, 1 - gt, a)
     for wrong in (unmasked, wrong_target):
         with pytest.raises(AssertionError):
-            checks.compare(wrong, losses.explicit_conflict_loss, cases, "explicit_conflict_loss")
+            checks.explicit_conflict_loss(wrong)
 
-    w, s = np.array([1, 0, 1, 0], bool), np.array([1, 1, 0, 0], bool)
-    swapped = lambda w_, s_: regions.regions(s_, w_)["Wuk∩Sk"]  # weak and strong mixed up
-    with pytest.raises(AssertionError):
-        checks.compare(swapped, lambda w_, s_: regions.regions(w_, s_)["Wuk∩Sk"], [(w, s)], "region_masks")
+    with pytest.raises(AssertionError):  # weak and strong mixed up
+        checks.region_masks(lambda w_, s_: regions.regions(s_, w_))
 
 
 def _named_checks():

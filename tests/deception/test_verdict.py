@@ -135,3 +135,22 @@ def test_a_verdict_on_an_empty_deceptive_cell_is_not_testable():
     table = verdict.verdict(units, ["push"], n_boot=50)
     assert verdict.testable(table) == {"push": False} and verdict.says_yes(table) == {"push": False}
     assert verdict.testable(verdict.verdict(_units(0, targeted=True), ["push"], n_boot=50)) == {"push": True}
+
+
+def test_measured_cell_golden():
+    u = {"weak": np.array([0, 0, 1, 1], bool), "strong": np.array([1, 1, 1, 0], bool),
+         "no_conflict": np.array([1, 0, 1, 1], bool)}
+    empty = {**u, "strong": u["weak"]}
+    assert verdict.measured_cell([u]) == (0.5, 0.5)                 # cell = pairs 0, 1; right on pair 0
+    share, right = verdict.measured_cell([u, empty])
+    assert share == 0.25 and right == 0.5                            # an empty cell adds no room to average
+    assert np.isnan(verdict.measured_cell([empty])[1])
+
+
+def test_yes_table_shows_each_rate_with_its_interval():
+    sim = {w: verdict.rate_of_yes(lambda r, t=t: _units(r, targeted=t), ["push"], replications=3, n_boot=100)
+           for w, t in (("planted", True), ("unrelated", False))}
+    table = verdict.yes_table(sim)
+    assert list(table.columns) == ["rate of yes, planted world", "rate of yes, unrelated world"]
+    assert table.loc["push", "rate of yes, planted world"].startswith("1.00 [")
+    assert table.loc["push", "rate of yes, unrelated world"].startswith("0.00 [0.00, ")

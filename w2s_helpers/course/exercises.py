@@ -39,14 +39,11 @@ def stub_source(source: str, title: str = "this exercise") -> str:
         raise ValueError("a solution cell must define at least one function to stub")
     out, pos = [], 0                       # pos: the next source line (0-based) not yet copied
     for fn in functions:
-        body = fn.body
-        keep_doc = isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-            and isinstance(body[0].value.value, str)
-        first_cut = body[1] if keep_doc and len(body) > 1 else (None if keep_doc else body[0])
-        indent = " " * body[0].col_offset
-        if first_cut is None:              # a docstring alone: nothing to cut
+        cut = fn.body[1:] if ast.get_docstring(fn, clean=False) is not None else fn.body
+        if not cut:                        # a docstring alone: nothing to cut
             continue
-        out += lines[pos:first_cut.lineno - 1]
+        out += lines[pos:cut[0].lineno - 1]
+        indent = " " * cut[0].col_offset
         out.append(f'{indent}raise NotImplementedError("{title}: write this function, then run the check below")')
         pos = fn.end_lineno
     out += lines[pos:]

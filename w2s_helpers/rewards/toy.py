@@ -17,6 +17,7 @@ harmlessness exactly where the weak supervisor cannot look.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -136,15 +137,15 @@ def conflict_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpful_
     ``n_weak`` (default ``n[0]``) trains the weak ceiling on fewer GT pairs, as the chapters'
     weak-training-size dial does.
     """
-    from w2s_helpers.rewards import heads, losses
+    from w2s_helpers.rewards import losses
 
     world = make_world(dim=32, weak_dims=weak_dims, weak_noise=weak_noise, conflict=conflict, seed=0)
     base = 1000 * seed
     gt, w2s, twin, test = (sample_pairs(world, m, seed=base + i) for i, m in enumerate((n[0], n[1], n[1], n[2])))
     more = [sample_pairs(world, n[1], seed=base + 20 + j) for j in range(n_twins - 1)]
     w_weak, w_strong = _ceilings(gt, n_weak)
-    fit = lambda x, y, **kw: heads.fit_pairwise_head(x, y, l2=1e-3, solver="adam", **kw)
-    soft = lambda pairs: torch.sigmoid(pairs.diff("weak") @ w_weak)
+    fit = _fit_student
+    soft = lambda pairs: _weak_label(pairs, w_weak)
     n_help = round(helpful_share / (1 - helpful_share) * len(w2s))
     helpful = sample_pairs(world, n_help, seed=base + 7)
     students = {
@@ -176,6 +177,19 @@ def _ceilings(gt: ToyPairs, n_weak: int | None = None) -> tuple[torch.Tensor, to
     return w_weak, heads.fit_pairwise_head(gt.diff("strong"), gt.harmless_label, l2=1e-3)
 
 
+def _weak_label(pairs: ToyPairs, w_weak: torch.Tensor) -> torch.Tensor:
+    """[n] the weak ceiling's soft label sigma(Δ_weak) on its view of the pairs."""
+    return torch.sigmoid(pairs.diff("weak") @ w_weak)
+
+
+def _fit_student(x: torch.Tensor, label: torch.Tensor, **kw) -> torch.Tensor:
+    """A student head on strong-view differences x [n, D]: one optimiser (full-batch Adam) for
+    every student, so students differ only by their data and loss."""
+    from w2s_helpers.rewards import heads
+
+    return heads.fit_pairwise_head(x, label, l2=1e-3, solver="adam", **kw)
+
+
 def _correct(pairs: ToyPairs, w: torch.Tensor, view: str) -> np.ndarray:
     """[n] bool: the head ``w`` on ``view`` ranks each pair as its (harmlessness) label does."""
     return (pairs.diff(view) @ w > 0).numpy() == pairs.harmless_label.numpy().astype(bool)
@@ -189,10 +203,9 @@ def weak_view_for(share: float, sizes: tuple[int, int, int], n_weak: int | None 
     ceiling wrong, strong ceiling right) near ``share`` and, if given, the share of Wuk∩Sk the
     no-conflict student gets right near ``right_in_cell`` (1 - DS_err without conflict: the room a
     conflict has to flip answers there; a student that copies every weak error has none; NaN or
-    None: not matched). The distance is the sum of the two gaps. weak_dims stays below the 32 dimensions: the planted
-    conflict lives in the hidden ones."""
-    from w2s_helpers.rewards import heads
-
+    None: not matched). The distance is the sum of the two gaps. weak_dims stays below the 32
+    dimensions: the planted conflict lives in the hidden ones."""
+    match_room = right_in_cell is not None and not math.isnan(right_in_cell)
     best, best_gap = (dims[0], noises[0]), float("inf")
     for k in dims:
         for noise in noises:
@@ -201,9 +214,8 @@ def weak_view_for(share: float, sizes: tuple[int, int, int], n_weak: int | None 
             w_weak, w_strong = _ceilings(gt, n_weak)
             cell = _correct(test, w_strong, "strong") & ~_correct(test, w_weak, "weak")
             gap = abs(float(cell.mean()) - share)
-            if right_in_cell is not None and right_in_cell == right_in_cell and cell.any():   # NaN: unknown
-                student = heads.fit_pairwise_head(w2s.diff("strong"), torch.sigmoid(w2s.diff("weak") @ w_weak),
-                                                  l2=1e-3, solver="adam")
+            if match_room and cell.any():
+                student = _fit_student(w2s.diff("strong"), _weak_label(w2s, w_weak))
                 gap += abs(float(_correct(test, student, "strong")[cell].mean()) - right_in_cell)
             if gap < best_gap:
                 best, best_gap = (k, noise), gap
