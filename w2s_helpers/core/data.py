@@ -8,7 +8,8 @@ Record format (one JSON object per line, ``.jsonl`` or ``.jsonl.gz``)::
 prompt once and the two responses apart, so later chapters can render them for a reward
 model (whole transcript) or a policy (prompt, then response).
 
-Where the data lives: ``data_dir`` argument > ``W2S_DATA_DIR`` environment variable >
+Where the data lives: ``data_dir`` argument > ``W2S_TASK_DATA_DIR`` (set by
+:func:`w2s_helpers.core.tasks.use` for a generated task) > ``W2S_DATA_DIR`` environment variable >
 ``../shared/data`` beside the repository, if present. Users with internet can build the
 same kind of files from the hub with :func:`w2s_helpers.core.hub.build_hub_splits`.
 """
@@ -27,6 +28,7 @@ from w2s_helpers.core.paths import REPO_ROOT
 from w2s_helpers.core.store import content_hash, file_sha256
 
 DATA_ENV = "W2S_DATA_DIR"
+TASK_DATA_ENV = "W2S_TASK_DATA_DIR"   # a generated task's folder (core.tasks.use); wins over DATA_ENV
 HUMAN = "\n\nHuman:"
 ASSISTANT = "\n\nAssistant:"
 
@@ -170,15 +172,17 @@ def load_pairs(path: str | os.PathLike[str], turns: TurnPolicy = "strict") -> li
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Where the preference files live: argument > ``$W2S_DATA_DIR`` > ``../shared/data``."""
-    candidates = [data_dir, os.environ.get(DATA_ENV), REPO_ROOT.parent / "shared" / "data"]
-    for c in candidates:
+    """Where the preference files live: argument > ``$W2S_TASK_DATA_DIR`` > ``$W2S_DATA_DIR`` >
+    ``../shared/data``."""
+    candidates = [(data_dir, "argument"), (os.environ.get(TASK_DATA_ENV), TASK_DATA_ENV),
+                  (os.environ.get(DATA_ENV), DATA_ENV), (REPO_ROOT.parent / "shared" / "data", None)]
+    for c, origin in candidates:
         if c:
             p = Path(c).expanduser()
             if p.is_dir():
                 return p.resolve()
-            if c is not candidates[-1]:
-                raise FileNotFoundError(f"data folder {p} does not exist (from {'argument' if c is data_dir else DATA_ENV})")
+            if origin:
+                raise FileNotFoundError(f"data folder {p} does not exist (from {origin})")
     raise FileNotFoundError(
         "No data folder found. Set W2S_DATA_DIR to a folder holding hh-single-turn/*.jsonl "
         "(see data/README.md), or build one from the hub with "
