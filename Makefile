@@ -6,6 +6,8 @@ VENV    ?= .venv
 PROFILE ?= laptop
 PYTEST_ARGS ?=
 RUN_ARGS ?=             # extra arguments of the course runner, e.g. RUN_ARGS="-p REGIME top_blocks --timeout 7200"
+# TASK=arithmetic: every chapter on chapter 3b's task (outputs in build/<profile>-arithmetic)
+TASK ?= hh
 BONUS ?=                # BONUS=1: also run the bonus chapters (01b: the training-regime study, ~20 min at laptop)
 # Where torch comes from. Empty (the default): pip's own configuration. On an ordinary Linux
 # x86_64 machine that is PyPI, which serves torch's CUDA build (the wheel plus several GB of
@@ -39,7 +41,7 @@ models: setup          ## install, verify and convert the offline rungs of PROFI
 	$(BIN)/python -m w2s_helpers fetch --profile $(PROFILE)
 
 course: models         ## execute every chapter with papermill into build/$(PROFILE)/
-	$(BIN)/python -m w2s_helpers run --profile $(PROFILE) --out build $(if $(BONUS),--bonus) $(RUN_ARGS)
+	$(BIN)/python -m w2s_helpers run --profile $(PROFILE) --task $(TASK) --out build $(if $(BONUS),--bonus) $(RUN_ARGS)
 
 test: setup            ## the test suite (CI runs exactly this)
 	$(BIN)/python -m w2s_helpers fetch --profile ci

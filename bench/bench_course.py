@@ -90,7 +90,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="ci")
     ap.add_argument("--precision", default="auto", help="auto (the profiles' default), float32 or bfloat16")
-    ap.add_argument("--pattern", default="[0-9][0-9]_*.ipynb")
+    ap.add_argument("--pattern", default="[0-9][0-9]*_*.ipynb", help="which chapters (glob; bonus ones need --bonus)")
     ap.add_argument("--bonus", action="store_true", help="also the bonus chapters (as make course BONUS=1)")
     ap.add_argument("--timeout", type=int, default=7200, help="limit per cell, seconds")
     ap.add_argument("--no-warm", action="store_true", help="skip the warm pass")

@@ -14,9 +14,9 @@ CHAPTERS = runner.chapters(bonus=True)  # CI runs the bonus chapters too
 def test_chapters_are_found():
     assert CHAPTERS and CHAPTERS[0].name == "00_setup.ipynb"
     main = runner.chapters()
-    assert set(main) < set(CHAPTERS) and all(p.stem[2] == "_" for p in main)
+    assert set(main) < set(CHAPTERS)
     bonus = [p for p in CHAPTERS if p not in main]
-    assert bonus and all(p.stem[2].isalpha() for p in bonus)
+    assert bonus and all(runner.is_bonus(p) for p in bonus) and not any(runner.is_bonus(p) for p in main)
     names = [p.name for p in CHAPTERS]
     assert names.index("01_weak_to_strong.ipynb") < names.index("01b_training_regimes.ipynb") < names.index(
         "02_conflicting_objectives.ipynb")
@@ -34,6 +34,22 @@ def test_chapter_runs_at_ci(notebook, tmp_path, monkeypatch, model_cache):
     assert not errors
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name", ["01_weak_to_strong.ipynb", "04_preference_optimization.ipynb"])
+def test_chapter_runs_on_the_arithmetic_task_at_ci(name, tmp_path, monkeypatch, model_cache):
+    """Chapters take TASK; 2 and 3 run on the arithmetic task inside chapter 3b (above), 1 and 4 here."""
+    import nbformat
+
+    monkeypatch.setenv("W2S_CACHE_DIR", str(model_cache))
+    out = runner.run_chapter(runner.NOTEBOOKS / name, "ci", tmp_path, timeout=1200, TASK="arithmetic")
+    nb = nbformat.read(out, as_version=4)
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    shown = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+                    for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    if name.startswith("04"):
+        assert "What is" in shown                       # its answers side by side are to arithmetic prompts
 
 
 def test_failing_chapter_is_reported_clearly(tmp_path, monkeypatch):

@@ -63,3 +63,13 @@ def test_the_fit_settings_are_part_of_the_key(isolated_cache):
     a = results.RunConfig(role="strong", model="m", fit="aaaa")
     results.save_run(a, np.array([1.0]), np.array([True]))
     assert results.load_run(results.RunConfig(role="strong", model="m", fit="bbbb")) is None
+
+
+def test_summaries_round_trip_and_are_keyed(tmp_path, monkeypatch):
+    monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path))
+    key = {"profile": "ci", "data_hash": "abc", "task": "arithmetic"}
+    rows = [{"claim": "1. deception exists", "setting": "implicit 10%", "estimate": 0.061}]
+    assert results.load_summary("claims", key) is None
+    results.save_summary("claims", key, rows)
+    assert results.load_summary("claims", key) == rows
+    assert results.load_summary("claims", {**key, "data_hash": "other"}) is None

@@ -69,6 +69,7 @@ def _named_checks():
     zeros_like_first = lambda *a, **k: torch.zeros_like(torch.as_tensor(a[0], dtype=torch.float32))
     return {
         "pairwise_loss": (losses.pairwise_loss, lambda d, y: losses.pairwise_loss(d, 1 - y)),
+        "slice_flips": (scores.slice_flips, lambda nc, c, m: scores.slice_flips(nc, c, np.ones_like(m))),  # slice ignored
         "pgr": (heads.pgr, lambda w, s, st: (s - w) / (st - w + 1e-9)),                     # no NaN without a gap
         "weak_soft_labels": (heads.weak_soft_labels,
                              lambda *a: (heads.weak_soft_labels(*a)[0], 1 - heads.weak_soft_labels(*a)[1])),

@@ -71,6 +71,8 @@ class Profile:
                                # training share of D_gt (the paper's design: the weak ceiling on all of D_gt)
     regime_study: tuple[tuple[str, str], ...] = ()  # chapter 1, section 3: (rung, adapted regime)
                                                     # ceilings compared with the probe's
+    task_rungs: tuple[str, ...] = ()  # chapter 3b: rungs measured on the arithmetic task beyond the ladder
+                                      # (frozen features and zero-shot only; the deception runs use the ladder)
     po: POSettings | None = None  # chapter 4's policies
     description: str = ""
 
@@ -106,7 +108,7 @@ PROFILES: dict[str, Profile] = {
         regime="probe", seeds=(0, 1, 2),
         features=FeatureSpec(pooling="last", max_length=256, dtype="auto", batch_size=32, batch_tokens=2048),
         device="cpu", num_threads=None, lr=5e-5, batch_size=16, epochs=1,
-        regime_study=(("minilm-l6", "finetune"), ("smollm2-135m", "top_blocks")),
+        regime_study=(("minilm-l6", "finetune"), ("smollm2-135m", "top_blocks")), task_rungs=("qwen2.5-1.5b",),
         po=POSettings(weak="smollm2-135m", strong="qwen2.5-0.5b", n_train=192, n_test=400, n_helpful=192,
                       max_prompt=48, max_response=32, lr=1e-3, seeds=(0, 1, 2), n_twins=2),
         description="what a learner runs on a 2-core CPU: three offline rungs, 1000 pairs per pool",

@@ -166,3 +166,28 @@ def load_runs(**where) -> "pandas.DataFrame":  # noqa: F821
         if all(fields.get(k) == v for k, v in where.items()):
             rows.append({**fields, "acc": float(arrays["correct"].mean()), **arrays})
     return pd.DataFrame(rows)
+
+
+def summary_path(name: str, key: dict) -> Path:
+    """Where a chapter's summary table for ``key`` lives (``<cache>/results/summaries/``)."""
+    return cache_dir("results") / "summaries" / f"{name}-{content_hash(key, RESULTS_VERSION, length=20)}.json"
+
+
+def save_summary(name: str, key: dict, rows: list[dict]) -> Path:
+    """Save a table a chapter computed from its runs (for example chapter 3's claims), so that a
+    later chapter can read it without recomputing: JSON (strings, numbers), written atomically.
+
+    key:  what the table depends on (profile, precision, data_hash, regime, fit, task, ...).
+    rows: one dict per row, JSON-serialisable values.
+    """
+    payload = {"name": name, "key": key, "version": RESULTS_VERSION, "rows": rows}
+    return atomic_write_bytes(summary_path(name, key), (json.dumps(payload, indent=1, default=float) + "\n").encode())
+
+
+def load_summary(name: str, key: dict) -> list[dict] | None:
+    """The rows saved by :func:`save_summary` for ``key``, or None if there are none."""
+    path = summary_path(name, key)
+    if not path.exists():
+        return None
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    return payload["rows"] if payload.get("key") == key else None

@@ -122,6 +122,15 @@ def conflict_tax(fn) -> None:
     compare(fn, lambda *v: scores.conflict_tax(*v)[0], _score_cases(), "conflict_tax")
 
 
+def slice_flips(fn) -> None:
+    """Exercise 3b.1: flips and right answers inside one slice of the test set."""
+    from w2s_helpers.deception import scores
+
+    cases = [c[:3] for c in _score_cases()]
+    cases.append(tuple(__import__("numpy").array(x, bool) for x in ([1, 1, 1, 0], [0, 1, 0, 0], [1, 1, 0, 1])))
+    compare(fn, scores.slice_flips, cases, "slice_flips")
+
+
 def _logps(g: torch.Generator, *shape: int, scale: float = 80.0) -> torch.Tensor:
     return -torch.rand(*shape, generator=g) * scale
 

