@@ -46,7 +46,7 @@ def test_chapter_runs_on_the_arithmetic_task_at_ci(name, tmp_path, monkeypatch, 
     out = runner.run_chapter(runner.NOTEBOOKS / name, "ci", tmp_path, timeout=1200, TASK="arithmetic")
     nb = nbformat.read(out, as_version=4)
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
-    shown = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+    shown = "".join(o.get("text", "") + "".join(str(o.get("data", {}).get(k, "")) for k in ("text/plain", "text/html"))
                     for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     if name.startswith("04"):
         assert "What is" in shown                       # its answers side by side are to arithmetic prompts
