@@ -1,6 +1,7 @@
 """The arithmetic task: deterministic, verified answers, disjoint questions, shares as configured."""
 
 import json
+import os
 
 import pytest
 
@@ -150,6 +151,6 @@ def test_use_switches_the_data_and_back(monkeypatch, tmp_path):
     assert len(data.load_split("harmless_test")) == p.n_test
     assert tasks.use("arithmetic", p) == root                    # generated once, then reused
     tasks.use("hh", p)
-    assert data.TASK_DATA_ENV not in __import__("os").environ
+    assert data.TASK_DATA_ENV not in os.environ
     with pytest.raises(ValueError, match="unknown TASK 'chess'"):
         tasks.use("chess", p)

@@ -124,10 +124,12 @@ def conflict_tax(fn) -> None:
 
 def slice_flips(fn) -> None:
     """Exercise 3b.1: flips and right answers inside one slice of the test set."""
+    import numpy as np
+
     from w2s_helpers.deception import scores
 
     cases = [c[:3] for c in _score_cases()]
-    cases.append(tuple(__import__("numpy").array(x, bool) for x in ([1, 1, 1, 0], [0, 1, 0, 0], [1, 1, 0, 1])))
+    cases.append(tuple(np.array(x, bool) for x in ([1, 1, 1, 0], [0, 1, 0, 0], [1, 1, 0, 1])))
     compare(fn, scores.slice_flips, cases, "slice_flips")
 
 
