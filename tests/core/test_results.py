@@ -73,3 +73,15 @@ def test_summaries_round_trip_and_are_keyed(tmp_path, monkeypatch):
     results.save_summary("claims", key, rows)
     assert results.load_summary("claims", key) == rows
     assert results.load_summary("claims", {**key, "data_hash": "other"}) is None
+
+
+def test_mitigated_runs_have_their_own_keys_and_stay_out_of_earlier_chapters_tables(isolated_cache):
+    plain = results.RunConfig(role="student", model="b", weak="a", setting="explicit", alpha=0.5)
+    chained = results.RunConfig(role="student", model="b", weak="a", setting="explicit", alpha=0.5,
+                                mitigation="chain via m")
+    assert plain.key() != chained.key()
+    results.save_run(plain, np.array([1.0, -1.0]), np.array([True, False]))
+    results.save_run(chained, np.array([-1.0, -1.0]), np.array([False, False]))
+    assert len(results.load_runs(role="student")) == 1                      # chapters 1-4 see their own runs
+    assert results.load_runs(mitigation="chain via m").iloc[0]["acc"] == 0.0
+    assert len(results.load_runs(role="student", mitigation=None)) == 2

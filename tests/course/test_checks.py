@@ -64,11 +64,16 @@ def test_exercise_checks_reject_wrong_answers():
 
 
 def _named_checks():
+    from w2s_helpers.mitigations import audit, filtering
     from w2s_helpers.policies import losses as po_losses
 
     zeros_like_first = lambda *a, **k: torch.zeros_like(torch.as_tensor(a[0], dtype=torch.float32))
     return {
         "pairwise_loss": (losses.pairwise_loss, lambda d, y: losses.pairwise_loss(d, 1 - y)),
+        "keep_mask": (filtering.keep_mask,                                                      # the oracle ignores
+                      lambda p, t, v, y=None: filtering.keep_mask(p, t, "confidence")),        # the ground truth
+        "audit_curve": (audit.audit_curve,                                                      # counts pairs, not
+                        lambda o, t, b: np.array([min(k, len(o)) / len(o) for k in b], float)),  # the target's
         "slice_flips": (scores.slice_flips, lambda nc, c, m: scores.slice_flips(nc, c, np.ones_like(m))),  # slice ignored
         "pgr": (heads.pgr, lambda w, s, st: (s - w) / (st - w + 1e-9)),                     # no NaN without a gap
         "weak_soft_labels": (heads.weak_soft_labels,
@@ -92,3 +97,23 @@ def test_each_named_check_passes_the_reference_and_rejects_a_wrong_answer(name, 
     with pytest.raises(AssertionError):
         getattr(checks, name)(wrong)
 
+
+
+def test_the_filter_check_rejects_plausible_wrong_answers():
+    from w2s_helpers.mitigations import filtering
+
+    strict = lambda p, t, v, y=None: filtering.keep_mask(p, min(1.0, t + 1e-6), v, y)          # > instead of >=
+    no_truth = lambda p, t, v, y=None: (p >= t) if v == "oracle" else filtering.keep_mask(p, t, v)  # chosen-first only
+    for wrong in (strict, no_truth):
+        with pytest.raises(AssertionError):
+            checks.keep_mask(wrong)
+
+
+def test_the_audit_check_rejects_plausible_wrong_answers():
+    from w2s_helpers.mitigations import audit
+
+    off_by_one = lambda o, t, b: audit.audit_curve(o, t, [k + 1 for k in b])
+    zero_not_nan = lambda o, t, b: np.nan_to_num(audit.audit_curve(o, t, b))
+    for wrong in (off_by_one, zero_not_nan):
+        with pytest.raises(AssertionError):
+            checks.audit_curve(wrong)

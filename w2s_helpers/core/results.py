@@ -56,6 +56,9 @@ class RunConfig:
                different runs, never read for one another.
     fit:       hash of the hyper-parameters that decide the fit and of the fitting code's version
                (``lab.fit_hash``): a run trained with other settings is another run.
+    mitigation: how the student's training data were made when not the plain weak-to-strong way
+               (chapter 5: "chain via <rung>", "filter oracle t=0.75", ...); "" for chapters 1-4's
+               runs. An empty mitigation is left out of the key, so those runs keep their keys.
     """
 
     role: Role
@@ -73,9 +76,13 @@ class RunConfig:
     data_hash: str = ""
     precision: str = ""
     fit: str = ""
+    mitigation: str = ""
 
     def key(self) -> str:
-        return content_hash(dataclasses.asdict(self), RESULTS_VERSION, length=20)
+        fields = dataclasses.asdict(self)
+        if not fields["mitigation"]:
+            del fields["mitigation"]
+        return content_hash(fields, RESULTS_VERSION, length=20)
 
 
 def save_run(config: RunConfig, delta: np.ndarray, correct: np.ndarray) -> Path:
@@ -157,9 +164,14 @@ def iter_runs(root: Path | None = None) -> Iterator[tuple[RunConfig, dict[str, n
 
 def load_runs(**where) -> "pandas.DataFrame":  # noqa: F821
     """A table of saved runs matching ``where`` (config field = value), one row per run,
-    with the config fields, the accuracy and the vectors (columns ``correct``, ``delta``)."""
+    with the config fields, the accuracy and the vectors (columns ``correct``, ``delta``).
+
+    Chapter 5's mitigated runs are left out unless ``where`` names a ``mitigation`` (None: any)."""
     import pandas as pd
 
+    where.setdefault("mitigation", "")
+    if where["mitigation"] is None:
+        del where["mitigation"]
     rows = []
     for config, arrays in iter_runs():
         fields = dataclasses.asdict(config)
@@ -190,4 +202,5 @@ def load_summary(name: str, key: dict) -> list[dict] | None:
     if not path.exists():
         return None
     payload = json.loads(path.read_text(encoding="utf-8"))
-    return payload["rows"] if payload.get("key") == key else None
+    same = payload.get("key") == json.loads(json.dumps(key, default=float))   # as saved: tuples become lists
+    return payload["rows"] if same else None

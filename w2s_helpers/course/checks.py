@@ -179,3 +179,34 @@ def dpo_explicit(fn) -> None:
     if not (g0[0] == pi_x.grad[0] and pi_x.grad[1] < g0[1]):
         raise AssertionError("dpo_explicit: the term must act on pair 2 only, toward the harmful side")
     print("PASS dpo_explicit: the explicit term acts only where the policy already prefers the harmful response")
+
+
+def keep_mask(fn) -> None:
+    """Exercise 5.1: the high-confidence filter, ``fn(prob, threshold, variant, gt_label)`` -> bool [N],
+    both variants, thresholds at and between the soft labels, chosen-first and mixed ground truth."""
+    from w2s_helpers.mitigations import filtering
+
+    g = torch.Generator().manual_seed(5)
+    prob = torch.rand(64, generator=g)
+    gt = (torch.rand(64, generator=g) < 0.6).float()
+    edge = torch.tensor([0.25, 0.5, 0.75, 0.8, 0.2, 0.74])
+    cases = [(p, t, v, y) for p, y in ((prob, gt), (prob, 1.0), (edge, torch.tensor([1.0, 0, 1, 0, 0, 1])))
+             for t in (0.5, 0.75, 0.9) for v in filtering.VARIANTS]
+    compare(fn, filtering.keep_mask, cases, "keep_mask")
+
+
+def audit_curve(fn) -> None:
+    """Exercise 5.2 (hard): the share of a target found within the first k audited pairs, for
+    each budget k; NaN when the target is empty, k = 0 finds nothing, k beyond N finds all."""
+    import numpy as np
+
+    from w2s_helpers.mitigations import audit
+
+    rng = np.random.default_rng(3)
+    cases = []
+    for n, p in ((20, 0.3), (100, 0.05), (50, 0.5)):
+        target = rng.random(n) < p
+        cases.append((rng.permutation(n), target, [0, 1, 5, n // 2, n, n + 10]))
+    cases.append((np.arange(6), np.zeros(6, bool), [0, 3, 6]))                 # empty target: NaN
+    cases.append((np.array([5, 4, 3, 2, 1, 0]), np.array([1, 0, 0, 0, 0, 0], bool), [1, 5, 6]))  # found last
+    compare(fn, audit.audit_curve, cases, "audit_curve")

@@ -183,7 +183,7 @@ def save(fig, path: str | Path, dpi: int = 120) -> Path:
 
 
 def interval_points(table: pd.DataFrame, x: str, hue: str, title: str, ylabel: str,
-                    floor: pd.DataFrame | None = None):
+                    floor: pd.DataFrame | None = None, floor_label: str = "floor (twin)"):
     """Points with error bars: columns ``x``, ``hue``, ``est``, ``low``, ``high``.
 
     ``floor`` (columns ``x``, ``est``, ``low``, ``high``) draws a grey band per x: the same
@@ -205,7 +205,7 @@ def interval_points(table: pd.DataFrame, x: str, hue: str, title: str, ylabel: s
         for i, (_, r) in enumerate(f.iterrows()):
             if np.isfinite(r["high"]):
                 ax.fill_between([i - 0.4, i + 0.4], r["low"], r["high"], color="0.85", zorder=0,
-                                label="floor (twin)" if i == 0 else None)
+                                label=floor_label if i == 0 else None)
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xticks(range(len(xs)), xs, rotation=15)
     ax.set_ylabel(ylabel)
@@ -243,6 +243,42 @@ def score_vs_gap(runs: pd.DataFrame, score: str, title: str):
     ax.set_xlabel("capability gap: strong ceiling − weak ceiling accuracy")
     ax.set_ylabel(score)
     ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def threshold_sweep(sweep: pd.DataFrame, threshold: float | None = None):
+    """Chapter 5's filter sweep: one panel per quantity (columns of ``sweep`` besides
+    ``threshold`` and ``variant``; means over seeds), one line per filter variant, the paper's
+    threshold marked."""
+    _style()
+    quantities = [c for c in sweep.columns if c not in ("threshold", "variant")]
+    fig, axes = plt.subplots(1, len(quantities), figsize=(3.2 * len(quantities), 3.2), sharex=True)
+    for ax, q in zip(np.atleast_1d(axes), quantities):
+        sns.lineplot(sweep, x="threshold", y=q, hue="variant", marker="o", ax=ax, errorbar=None, legend=ax is axes[0])
+        if threshold is not None:
+            ax.axvline(threshold, color="0.6", ls="--", lw=0.8)
+        ax.set_title(q, fontsize=9)
+        ax.set_ylabel("")
+    fig.tight_layout()
+    return fig
+
+
+def audit_curves(curves: pd.DataFrame, title: str):
+    """Share of a target found against the audit budget: columns ``budget`` (share of the test
+    pairs audited), ``found`` (mean), ``low``, ``high`` and ``rule``; one line per rule. Bands are
+    clipped to [0, 1], the range a share can take."""
+    _style()
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for rule, sub in curves.groupby("rule", sort=False):
+        ax.plot(sub["budget"], sub["found"], marker="o", label=rule)
+        ax.fill_between(sub["budget"], sub["low"].clip(0, 1), sub["high"].clip(0, 1), alpha=0.15)
+    ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=0.8, label="random, expected")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("audit budget: share of the test pairs given a ground-truth label")
+    ax.set_ylabel("share of the deceptive errors found")
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -8,6 +8,8 @@ so the explicit-conflict mask is re-evaluated as the head changes.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from w2s_helpers.rewards import losses
@@ -55,7 +57,19 @@ def fit_pairwise_head(
     return w.detach()
 
 
-def _adam(diff, label, l2, gt_label, alpha, steps, lr, betas=(0.9, 0.999), eps=1e-8) -> torch.Tensor:
+def fit_head_adam(diff: torch.Tensor, target: Callable[[torch.Tensor, int], torch.Tensor], l2: float = 1e-2,
+                  gt_label: torch.Tensor | None = None, alpha: float = 0.0, steps: int = 300,
+                  lr: float = 0.05) -> torch.Tensor:
+    """w [H] by :func:`fit_pairwise_head`'s Adam path, with a target that may change as the head
+    learns: ``target(delta [N], step) -> [N]`` is the label the pairwise loss pulls delta toward at
+    that step (no gradient flows through it). A fixed label is ``lambda delta, t: label``; chapter
+    5's auxiliary confidence loss mixes the weak label with the head's own hardened predictions."""
+    if alpha and gt_label is None:
+        raise ValueError("the explicit-conflict term (alpha > 0) needs gt_label")
+    return _adam(diff, None, l2, gt_label, alpha, steps, lr, target=target)
+
+
+def _adam(diff, label, l2, gt_label, alpha, steps, lr, betas=(0.9, 0.999), eps=1e-8, target=None) -> torch.Tensor:
     """Full-batch Adam on the pairwise objective with the gradient written out.
 
     d/d delta of BCE(sigma(delta), y) is sigma(delta) - y, so with g_i the per-pair derivative
@@ -70,7 +84,7 @@ def _adam(diff, label, l2, gt_label, alpha, steps, lr, betas=(0.9, 0.999), eps=1
     for t in range(1, steps + 1):
         delta = diff @ w
         p = torch.sigmoid(delta)
-        g = p - label
+        g = p - (label if target is None else target(delta, t))
         if alpha:
             mask = ((delta >= 0).to(diff.dtype) != gt_label).to(diff.dtype)
             g = g + alpha * mask * (p - (1 - gt_label))
