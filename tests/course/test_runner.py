@@ -60,3 +60,11 @@ def test_quiet_transformers_keeps_hub_download_bars():
     with quiet_transformers():
         assert are_progress_bars_disabled()
     enable_progress_bars()
+
+
+def test_a_chapter_that_declares_out_dir_is_given_its_output_folder():
+    from w2s_helpers.course import runner
+
+    assert "OUT_DIR" in runner.parameters_source(runner.NOTEBOOKS / "06_reproduction_report.ipynb")
+    assert "OUT_DIR" not in runner.parameters_source(runner.NOTEBOOKS / "05_mitigations.ipynb")
+    assert "PROFILE" in runner.parameters_source(runner.NOTEBOOKS / "00_setup.ipynb")

@@ -108,6 +108,12 @@ def _minutes(seconds: float) -> str:
     return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
 
+def parameters_source(notebook: Path) -> str:
+    """The source of the notebook's cell tagged ``parameters`` ("" if it has none)."""
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    return next(("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), "")
+
+
 def run_chapter(notebook: Path, profile: str, out_dir: Path, timeout: int = 3600, progress: bool = False,
                 echo: bool = True, **params) -> Path:
     """Execute one notebook with ``PROFILE=profile`` (plus ``params``); return the output path.
@@ -116,7 +122,8 @@ def run_chapter(notebook: Path, profile: str, out_dir: Path, timeout: int = 3600
     and (``echo``) the cells' prints and text progress bars as they arrive (the kernel runs with
     ``W2S_PROGRESS=text``, see :mod:`w2s_helpers.core.progress`). Raises papermill's
     ``PapermillExecutionError`` on a failing cell; the output notebook is still written, with
-    the error shown.
+    the error shown. A chapter whose parameters cell declares ``OUT_DIR`` (chapter 6 writes files
+    beside its executed copy) is given ``out_dir`` unless ``params`` names another.
     """
     import os
 
@@ -127,6 +134,8 @@ def run_chapter(notebook: Path, profile: str, out_dir: Path, timeout: int = 3600
 
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / notebook.name
+    if "OUT_DIR" not in params and "OUT_DIR" in parameters_source(notebook):
+        params["OUT_DIR"] = str(out_dir.resolve())      # the kernel runs in notebooks/: a relative path would move
     hooks: dict = {}
     before = os.environ.get(PROGRESS_ENV)
     if progress:

@@ -1,3 +1,9 @@
-"""The reproduction report (chapter 6, to come): each claim of the paper against the saved runs
-of chapters 1-5, with intervals, power and deviations. Reads everything below it.
+"""The reproduction report (chapter 6): each claim of the paper against the saved summaries of
+chapters 3-5, with intervals, power and deviations. Reads everything below it.
+
+    claims      the paper's four claims, the verdict in words that follows from an estimate, its
+                interval, its power and whether it could be tested; the claims table from saved rows
+    deviations  where the run in front of you differs from the paper's set-up, generated from the
+                profile and the data actually used
+    export      the claims table as CSV and Markdown, and a summary paragraph for slides
 """
