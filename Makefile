@@ -8,6 +8,8 @@ PYTEST_ARGS ?=
 RUN_ARGS ?=             # extra arguments of the course runner, e.g. RUN_ARGS="-p REGIME top_blocks --timeout 7200"
 # TASK=arithmetic: every chapter on chapter 3b's task (outputs in build/<profile>-arithmetic)
 TASK ?= hh
+DATA_DIR ?=             # another data folder in the HH layout (outputs in build/data-<name>/<profile>)
+SIZES ?=                # draw fewer pairs than the profile, e.g. SIZES=n_train=150,n_test=120
 BONUS ?=                # BONUS=1: also run the bonus chapters (01b: the training-regime study, ~20 min at laptop)
 # Where torch comes from. Empty (the default): pip's own configuration. On an ordinary Linux
 # x86_64 machine that is PyPI, which serves torch's CUDA build (the wheel plus several GB of
@@ -41,7 +43,8 @@ models: setup          ## install, verify and convert the offline rungs of PROFI
 	$(BIN)/python -m w2s_helpers fetch --profile $(PROFILE)
 
 course: models         ## execute every chapter with papermill into build/$(PROFILE)/
-	$(BIN)/python -m w2s_helpers run --profile $(PROFILE) --task $(TASK) --out build $(if $(BONUS),--bonus) $(RUN_ARGS)
+	$(BIN)/python -m w2s_helpers run --profile $(PROFILE) --task $(TASK) --out build $(if $(BONUS),--bonus) \
+		$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(SIZES),--sizes $(SIZES)) $(RUN_ARGS)
 
 test: setup            ## the test suite (CI runs exactly this)
 	$(BIN)/python -m w2s_helpers fetch --profile ci

@@ -8,6 +8,7 @@ Notebooks never branch on *where* they run; they read sizes, rungs and seeds fro
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -129,11 +130,47 @@ PROFILES: dict[str, Profile] = {
 OPT_LADDER = ("opt-125m", "opt-350m", "opt-1.3b", "opt-2.7b", "opt-6.7b")  # paper's second family
 
 
+SIZES_ENV = "W2S_SIZES"   # e.g. "n_train=150,n_test=120": the documented way to fit a profile to a smaller data folder
+SIZE_FIELDS = ("n_train", "n_test", "n_helpful")
+
+
 def get(name: str) -> Profile:
-    """Profile by name, with a clear error for a typo."""
+    """Profile by name, with a clear error for a typo; resized by ``$W2S_SIZES`` when it is set
+    (:func:`resize`), so every chapter and every chapter it starts draws the same pools."""
     if name not in PROFILES:
         raise KeyError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
-    return PROFILES[name]
+    spec = os.environ.get(SIZES_ENV, "").strip()
+    return resize(PROFILES[name], **parse_sizes(spec)) if spec else PROFILES[name]
+
+
+def parse_sizes(spec: str) -> dict[str, int]:
+    """"n_train=150,n_test=120" -> {"n_train": 150, "n_test": 120}, with a clear error for anything else."""
+    out = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key.strip() not in SIZE_FIELDS or not value.strip().isdigit() or int(value) <= 0:
+            raise ValueError(f"{SIZES_ENV}={spec!r}: expected comma-separated {'/'.join(SIZE_FIELDS)}=<positive int>, "
+                             f"got {part!r}")
+        out[key.strip()] = int(value)
+    return out
+
+
+def resize(profile: Profile, **sizes: int) -> Profile:
+    """A copy drawing fewer (or more) pairs: ``n_train`` (each of D_gt and D_w2s), ``n_test``,
+    ``n_helpful``. Chapter 4's policy pools, prefixes of these, are cut to fit; chapter 2's weak
+    supervisor never trains on more D_gt pairs than a seed's share holds."""
+    unknown = set(sizes) - set(SIZE_FIELDS)
+    if unknown:
+        raise ValueError(f"resize: unknown sizes {sorted(unknown)}; known: {SIZE_FIELDS}")
+    p = profile.replace(**sizes)
+    if p.po is not None:
+        cap = lambda n, limit: n if limit is None else min(n, limit)
+        p = p.replace(po=dataclasses.replace(p.po, n_train=cap(p.po.n_train, p.n_train),
+                                             n_test=cap(p.po.n_test, p.n_test),
+                                             n_helpful=cap(p.po.n_helpful, p.n_helpful)))
+    if p.weak_n is not None and p.n_train is not None:
+        p = p.replace(weak_n=min(p.weak_n, int(p.train_frac * p.n_train)))
+    return p
 
 
 def apply(profile: Profile) -> None:

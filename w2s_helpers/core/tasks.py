@@ -1,7 +1,7 @@
 """The task a chapter runs on: ``"hh"`` (the paper's HH-RLHF harmlessness splits) or
 ``"arithmetic"`` (generated multiplication pairs with a sycophantic user: :mod:`.arithmetic`).
 
-    tasks.use(TASK, P)     # in a chapter, right after the profile
+    DATA_DIR = tasks.use(TASK, P, DATA_DIR)     # in a chapter, right after the profile
 
 Every chapter reads its pools through :mod:`w2s_helpers.core.data`, so switching the task is
 switching the folder it reads: ``use("arithmetic", P)`` generates (once, cached) the profile's
@@ -43,12 +43,46 @@ def check(task: str) -> str:
     return task
 
 
-def use(task: str, profile: Profile) -> Path:
+def use(task: str, profile: Profile, data_dir: str | os.PathLike[str] | None = None) -> Path:
     """Make ``task`` the data every later load reads in this process (and the chapters it starts);
-    returns its data folder."""
+    returns its data folder, after checking it holds enough pairs for ``profile``
+    (:func:`check_sizes`).
+
+    ``data_dir`` (HH task only): another folder in the HH layout, for example other HH-RLHF subsets
+    or a user's own pairs. It becomes ``$W2S_DATA_DIR``, so chapters started from this one read it
+    too; saved runs are keyed by the pools' content, so two folders never mix."""
     if check(task) == "hh":
         os.environ.pop(data.TASK_DATA_ENV, None)
-        return data.resolve_data_dir()
+        if data_dir is not None:
+            os.environ[data.DATA_ENV] = str(data.resolve_data_dir(data_dir))
+        root = data.resolve_data_dir()
+        check_sizes(profile, root)
+        return root
+    if data_dir is not None:
+        raise ValueError(f"DATA_DIR={str(data_dir)!r} replaces the HH splits (TASK='hh'); the {task!r} task "
+                         "generates its own data")
     root = arithmetic.folder(spec_for(profile))
     os.environ[data.TASK_DATA_ENV] = str(root)
     return root
+
+
+class DataSizeError(ValueError):
+    """A data folder holds fewer pairs than the profile draws."""
+
+
+def check_sizes(profile: Profile, root: Path) -> dict[str, int]:
+    """{split: pairs in ``root``}; raises :class:`DataSizeError` naming the file, what it holds and
+    what the profile asks, with the way to use what there is (``$W2S_SIZES`` or ``--sizes``)."""
+    want = {"harmless_gt": profile.n_train, "harmless_w2s": profile.n_train, "harmless_test": profile.n_test}
+    have = {name: len(data.load_split(name, data_dir=root)) for name in want}
+    short = {name: (have[name], n) for name, n in want.items() if n is not None and have[name] < n}
+    if short:
+        lines = "; ".join(f"{data.split_path(name, root)[0].name} holds {h} single-turn pairs, profile "
+                          f"{profile.name!r} draws {n}" for name, (h, n) in short.items())
+        fit_train = min(have["harmless_gt"], have["harmless_w2s"])
+        raise DataSizeError(
+            f"data folder {root}: {lines}. Use a folder with more pairs, or draw what there is: set "
+            f"W2S_SIZES='n_train={min(fit_train, profile.n_train or fit_train)},"
+            f"n_test={min(have['harmless_test'], profile.n_test or have['harmless_test'])}' before starting "
+            "Jupyter, or pass --sizes with the same value to `python -m w2s_helpers run`.")
+    return have

@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--task", default="hh", help="the task every chapter runs on: 'hh' (the paper's HH splits) or "
                                                  "'arithmetic' (chapter 3b's generated task); outputs go to "
                                                  "<out>/<profile>-<task>")
+    r.add_argument("--data-dir", default=None, help="another data folder in the HH layout (task 'hh'): other HH-RLHF "
+                                                     "subsets or your own pairs; outputs go to <out>/data-<name>/")
+    r.add_argument("--sizes", default=None, help="draw fewer pairs than the profile, e.g. 'n_train=150,n_test=120' "
+                                                 "(for a smaller data folder; sets $W2S_SIZES for every chapter)")
     r.add_argument("--bonus", action="store_true", help="also run the bonus chapters (01b_training_regimes, ...)")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a parameter for every chapter, e.g. -p REGIME top_blocks (repeatable; numbers, "
@@ -96,8 +100,33 @@ def main(argv: list[str] | None = None) -> int:
             check(args.task)
         except ValueError as e:
             parser.error(str(e))
+        out = args.out
+        if args.sizes:
+            import os
+
+            from w2s_helpers.core import profiles
+
+            try:
+                profiles.parse_sizes(args.sizes)
+            except ValueError as e:
+                parser.error(str(e))
+            os.environ[profiles.SIZES_ENV] = args.sizes       # every kernel inherits it
+        if args.data_dir:
+            import os
+            from pathlib import Path
+
+            from w2s_helpers.core import data
+
+            if args.task != "hh":
+                parser.error("--data-dir replaces the HH splits: use it with --task hh")
+            try:
+                folder = data.resolve_data_dir(args.data_dir)
+            except FileNotFoundError as e:
+                parser.error(str(e))
+            os.environ[data.DATA_ENV] = str(folder)            # every kernel inherits it
+            out = str(Path(args.out) / f"data-{folder.name}")
         try:
-            rows = run_all(args.profile, args.out, args.pattern, timeout=args.timeout, progress=True,
+            rows = run_all(args.profile, out, args.pattern, timeout=args.timeout, progress=True,
                            echo=not args.quiet, params=params, bonus=args.bonus,
                            task=args.task)
         except ChapterFailed as e:
