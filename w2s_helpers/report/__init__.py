@@ -5,5 +5,6 @@ chapters 3-5, with intervals, power and deviations. Reads everything below it.
                 interval, its power and whether it could be tested; the claims table from saved rows
     deviations  where the run in front of you differs from the paper's set-up, generated from the
                 profile and the data actually used
-    export      the claims table as CSV and Markdown, and a summary paragraph for slides
+    export      the claims table as CSV and Markdown beside the executed notebook
+    robustness  the reward-model verdict on deception recomputed on two halves of the test pool
 """
