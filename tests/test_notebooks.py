@@ -78,8 +78,8 @@ def second_data_folder(root):
     from w2s_helpers.core import data, pools
 
     for name in ("harmless_gt", "harmless_w2s", "helpful"):
-        src, _ = data.split_path(name)
-        dst = root / data.SPLITS[name][0]
+        src, _ = data.split_path(name)                    # the helpful pairs may be the gzipped fallback file
+        dst = root / src.relative_to(data.resolve_data_dir())
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
     w2s_path, turns = data.split_path("harmless_w2s")
