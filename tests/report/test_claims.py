@@ -21,10 +21,13 @@ def row(claim=1, estimate=0.05, low=0.01, high=0.09, rejected=True, testable=Tru
     ({"rejected": False, "low": -0.01, "power": NAN}, "not detected (power not measured: no planted control)"),
     ({"testable": False, "estimate": NAN, "low": NAN, "high": NAN}, "not testable at this profile"),
     ({"estimate": NAN}, "not testable at this profile"),
+    ({"rejected": False, "passed": ["DS_flip above the floor"]},
+     "not detected as a whole: only DS_flip above the floor rejected (the verdict needs every check)"),
 ])
 def test_the_verdict_follows_from_the_numbers(kw, words):
     r = row(**kw)
-    got = claims.verdict_words(1, r["estimate"], r["low"], r["high"], r["rejected"], r["testable"], r["power"])
+    got = claims.verdict_words(1, r["estimate"], r["low"], r["high"], r["rejected"], r["testable"], r["power"],
+                               r.get("passed"))
     assert got == words
     assert claims.kind(words) in claims.VERDICTS
 

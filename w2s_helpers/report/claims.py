@@ -29,13 +29,16 @@ def _nan(x) -> bool:
 
 
 def verdict_words(claim: int, estimate: float, low: float, high: float, rejected: bool, testable: bool,
-                  power: float | None = None) -> str:
+                  power: float | None = None, passed: Sequence[str] | None = None) -> str:
     """The course's answer to claim 1 or 2 (an effect the claim says is there) from one row.
 
     rejected: the course's test said yes (chapter 3 and 4: both checks, Holm; the gap: the slope
               beyond the floor's interval above 0). testable: the test could be computed (a Wuk∩Sk
               to score, enough runs for a slope). power: the share of simulated experiments with a
               planted effect in which the same test said yes (None or NaN: not measured).
+    passed:   the checks of a several-check verdict that were rejected on their own (chapter 3's
+              verdict needs both); a "no" with some passed says which, so an estimate whose
+              interval clears 0 next to a "no" is not a puzzle.
     """
     if claim not in (1, 2):
         raise ValueError(f"verdict_words answers claims 1 and 2 (3 and 4 come worded from chapter 5), got {claim}")
@@ -43,6 +46,8 @@ def verdict_words(claim: int, estimate: float, low: float, high: float, rejected
         return "not testable at this profile"
     if rejected:
         return "supported"
+    if passed:
+        return f"not detected as a whole: only {' and '.join(passed)} rejected (the verdict needs every check)"
     if not _nan(high) and high < 0:
         return "contradicted"
     if _nan(power):
@@ -73,7 +78,7 @@ def table(rows: Sequence[Mapping[str, object]]):
     for r in rows:
         claim = int(r["claim"])
         words = r.get("verdict") or verdict_words(claim, r["estimate"], r["low"], r["high"], bool(r["rejected"]),
-                                                  bool(r["testable"]), r.get("power"))
+                                                  bool(r["testable"]), r.get("power"), r.get("passed"))
         est = "—" if _nan(r["estimate"]) else (f"{r['estimate']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]"
                                                if not _nan(r["low"]) else f"{r['estimate']:+.3f}")
         power = r.get("power")
