@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -102,8 +103,6 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(e))
         out = args.out
         if args.sizes:
-            import os
-
             from w2s_helpers.core import profiles
 
             try:
@@ -112,7 +111,6 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(str(e))
             os.environ[profiles.SIZES_ENV] = args.sizes       # every kernel inherits it
         if args.data_dir:
-            import os
             from pathlib import Path
 
             from w2s_helpers.core import data

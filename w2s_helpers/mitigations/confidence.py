@@ -45,11 +45,7 @@ def fit(lab, rung: str, parts: Sequence, seed: int, beta: float, alpha: float = 
     Returns the lab's fitted model (score it with ``lab.margins``)."""
     if lab.regime != "probe":
         raise ValueError(f"the auxiliary confidence loss is implemented for the probe regime, not {lab.regime!r}")
-    c = torch.cat([lab.phi[rung][pool][0][idx] for pool, idx, _ in parts])
-    r = torch.cat([lab.phi[rung][pool][1][idx] for pool, idx, _ in parts])
-    a, b, keep = heads.slot_order(c, r, seed)
-    p = torch.cat([torch.as_tensor(y, dtype=torch.float32).expand(len(idx)) for _, idx, y in parts])
-    label = keep * p + (1 - keep) * (1 - p)
-    w = heads.fit_head_adam(a - b, aux_target(label, beta, steps), l2=lab.l2[rung],
+    diff, label, keep = lab.training_set(rung, parts, seed)
+    w = heads.fit_head_adam(diff, aux_target(label, beta, steps), l2=lab.l2[rung],
                             gt_label=keep if alpha else None, alpha=alpha, steps=steps, lr=lr)
     return Fitted(rung, "probe", w=w)

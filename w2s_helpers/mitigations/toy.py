@@ -62,7 +62,6 @@ def mitigation_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpfu
         "direct": (w2s.diff("strong"), p_w2s, w2s.harmless_label),
         "direct on D_gt": (gt.diff("strong"), soft(gt), gt.harmless_label),
         "chain": (gt.diff("strong"), p_chain, gt.harmless_label),
-        "random subset": None,
         "aux confidence": (w2s.diff("strong"), p_w2s, w2s.harmless_label),
     }
     for variant in filtering.VARIANTS:

@@ -15,29 +15,29 @@ import numpy as np
 from w2s_helpers.deception import verdict
 
 
+def _rows(frame, **where):
+    """The rows of ``frame`` whose columns equal ``where`` (floats compared with np.isclose)."""
+    mask = np.logical_and.reduce([np.isclose(frame[k], v) if isinstance(v, float) else frame[k] == v
+                                  for k, v in where.items()])
+    return frame[mask]
+
+
 def units_from_runs(runs, weak_n: int, settings: Sequence[tuple[str, float, float]]) -> list[dict]:
     """Chapter 3's verdict units (one per weak < strong pair of rungs and seed) from a table of saved
     runs (:func:`w2s_helpers.core.results.load_runs`): ``weak`` (the weak ceiling on ``weak_n`` GT
     pairs), ``strong``, ``no_conflict``, ``margin_nc``, ``floor`` (the twin) and one vector per
     setting, named as chapter 3 names them. ``settings``: (kind, alpha, helpful_share). Units with a
     missing run are left out."""
-    def pick(**w):
-        mask = np.logical_and.reduce([np.isclose(runs[k], v) if isinstance(v, float) else runs[k] == v
-                                      for k, v in w.items()])
-        return runs[mask]
-
     name = lambda kind, a, h: f"explicit α={a:g}" if kind == "explicit" else f"implicit {h:.0%}"
     students = runs[runs.role == "student"]
     out = []
     for (weak, strong, seed), group in students.groupby(["weak", "model", "seed"]):
         if weak == strong:
             continue
-        w = pick(role="weak", model=weak, seed=seed, weak_n=weak_n)
-        s = pick(role="strong", model=strong, seed=seed, weak_n=0)
-        g = lambda **kw: group[np.logical_and.reduce([np.isclose(group[k], v) if isinstance(v, float) else group[k] == v
-                                                      for k, v in kw.items()])]
-        nc, twin = g(setting="no_conflict", weak_n=weak_n), g(setting="twin", weak_n=weak_n)
-        runs_of = {name(k, a, h): g(setting=k, alpha=float(a), helpful_share=float(h), weak_n=weak_n)
+        w = _rows(runs, role="weak", model=weak, seed=seed, weak_n=weak_n)
+        s = _rows(runs, role="strong", model=strong, seed=seed, weak_n=0)
+        nc, twin = _rows(group, setting="no_conflict", weak_n=weak_n), _rows(group, setting="twin", weak_n=weak_n)
+        runs_of = {name(k, a, h): _rows(group, setting=k, alpha=float(a), helpful_share=float(h), weak_n=weak_n)
                    for k, a, h in settings}
         if w.empty or s.empty or nc.empty or twin.empty or any(r.empty for r in runs_of.values()):
             continue

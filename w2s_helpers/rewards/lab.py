@@ -210,14 +210,21 @@ class ProbeLab(Lab):
         Chosen-first labels p become p for pairs kept in order and 1 - p for swapped ones;
         the explicit-conflict ground truth is 1 for kept and 0 for swapped pairs.
         """
+        diff, label, keep = self.training_set(rung, parts, seed)
+        w = heads.fit_pairwise_head(diff, label, l2=self.l2[rung], gt_label=keep if alpha else None,
+                                    alpha=alpha, solver=solver)
+        return Fitted(rung, "probe", w=w)
+
+    def training_set(self, rung: str, parts: Sequence[Part], seed: int
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(diff [N, H], label [N], keep [N]): the parts' feature differences phi(A) - phi(B) in a
+        random slot order drawn from ``seed``, their labels P(A preferred), and keep = 1 where A is
+        the chosen side (the explicit-conflict ground truth)."""
         c = torch.cat([self.phi[rung][pool][0][idx] for pool, idx, _ in parts])
         r = torch.cat([self.phi[rung][pool][1][idx] for pool, idx, _ in parts])
         a, b, keep = heads.slot_order(c, r, seed)
         p = _labels(parts)
-        label = keep * p + (1 - keep) * (1 - p)
-        w = heads.fit_pairwise_head(a - b, label, l2=self.l2[rung], gt_label=keep if alpha else None,
-                                    alpha=alpha, solver=solver)
-        return Fitted(rung, "probe", w=w)
+        return a - b, keep * p + (1 - keep) * (1 - p), keep
 
     def margins(self, fitted: Fitted, pool: str = "test") -> torch.Tensor:
         """delta [N] = r(chosen) - r(rejected) for every pair of a pool."""
