@@ -53,3 +53,21 @@ def test_power_grows_with_the_effect():
     assert np.isnan(compare.power_to_detect(0.1, 0.0))
     assert compare.power_to_detect(0.05, 0.02, level=0.05 / 12) < compare.power_to_detect(0.05, 0.02)
     assert compare.detectable(0.01) == pytest.approx(0.0249, abs=1e-3)
+
+
+def test_the_comparison_table_corrects_over_the_family_and_words_the_claims():
+    units = _units(cut=0.3)
+    for u in units:                                   # a filter that removes nothing, and a chain control
+        u["runs"]["filter confidence"] = u["runs"]["direct"]
+        u["runs"]["chain"] = u["runs"]["mitigated"]
+        u["runs"]["direct on D_gt"] = u["runs"]["direct"]
+    rows = compare.comparisons(units, ["chain", "filter confidence", "absent"], ["explicit"],
+                               against={"chain": "direct on D_gt"}, n_boot=300)
+    assert [r["pipeline"] for r in rows] == ["chain", "filter confidence", "chain vs direct on D_gt"]
+    assert all(r["level"] == pytest.approx(0.05 / 3) for r in rows)
+    assert [r["rejected"] for r in rows] == [True, False, True]
+    assert all(r["p (Holm)"] >= r["reduction"]["p"] for r in rows)
+    claims = compare.claim_rows(rows, "DPO")
+    assert [c["claim"] for c in claims] == [3, 4, 3] and {c["scenario"] for c in claims} == {"DPO"}
+    assert claims[0]["verdict"].startswith("supported") and claims[1]["verdict"].startswith("supported: removes less")
+    assert claims[2]["measure"] == "DS_flip(direct on D_gt) − DS_flip(chain)"

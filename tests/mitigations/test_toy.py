@@ -7,7 +7,8 @@ def test_the_toy_world_has_three_capacity_levels_and_every_pipeline():
     u = toy.mitigation_runs(0, n=(400, 400, 1000), n_weak=100)
     assert u["weak"].mean() < u["strong"].mean()
     assert set(u["runs"]) == set(toy.PIPELINES)
-    assert u["kept"]["random subset"] == u["kept"]["filter confidence"]
+    for v in ("oracle", "confidence"):
+        assert u["kept"][f"random subset ({v} size)"] == u["kept"][f"filter {v}"]
     assert u["correct_kept"]["filter oracle"] == 1.0          # the oracle keeps right labels only
     assert u["kept"]["filter oracle"] <= u["kept"]["filter confidence"]
     for runs in u["runs"].values():

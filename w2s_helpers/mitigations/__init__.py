@@ -12,6 +12,8 @@ course layer.
     compare     a mitigated pipeline against the direct one: paired differences of a score with the
                 crossed bootstrap, the smallest effect the comparison could detect, the verdict
     pipelines   the reward-model students of every pipeline and setting, saved through ``results``
+    policy      the policy scenario (DPO, SimPO): the filter's confidence from a policy's margin, the
+                chain's policy labellers, every pipeline's students (chapter 4's runs read, not retrained)
     toy         the toy world with three capacity levels (weak, intermediate, strong) and a planted
                 conflict, where each mitigation's effect is known to be measurable
 """

@@ -16,6 +16,7 @@ its own ``no_conflict`` student, against which its conflict settings' flips are 
 
 from __future__ import annotations
 
+import warnings
 from statistics import NormalDist
 from typing import Callable, Mapping, Sequence
 
@@ -38,7 +39,9 @@ SCORES: dict[str, Callable] = {"DS_flip": scores.ds_flip, "accuracy": _accuracy}
 def _summary(boot: np.ndarray, est: float, low: float, high: float) -> dict[str, float]:
     """est, low, high, p (one-sided: the difference is not above 0), se, the difference detectable
     with 80% power at one-sided 5% (``mde``)."""
-    se = float(np.nanstd(boot))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():   # every resample NaN: an empty cell
+        warnings.simplefilter("ignore", RuntimeWarning)
+        se = float(np.nanstd(boot))
     return {"estimate": est, "low": low, "high": high, "p": stats.p_greater(boot), "se": se,
             "mde": (Z_ONE_SIDED + Z_POWER) * se}
 
@@ -126,3 +129,57 @@ def claim_verdict(claim: str, red: Mapping[str, float], room_: Mapping[str, floa
             return "supported: removes less than half of the room"
         return f"undecided: the interval spans half of the room (power {power:.0%} to detect removing all of it)"
     raise ValueError(f"claim must be 'mitigates' or 'does not help much', got {claim!r}")
+
+
+def comparisons(units: Sequence[Unit], pipelines: Sequence[str], settings: Sequence[str],
+                against: Mapping[str, str] | None = None, n_boot: int = 1000) -> list[dict[str, object]]:
+    """One row per (pipeline, setting): ``reduction`` of DS_flip against the direct pipeline (or
+    ``against[pipeline]``, a row named "<pipeline> vs <base>"), the ``room``, the ``accuracy change``
+    in the setting and without conflict, over the units that ran the pipeline; then Holm over the
+    whole table (``p (Holm)``, ``rejected`` at the family-wise 5%), and each row's ``power`` to
+    detect the room and smallest detectable reduction ``mde`` at the Bonferroni level
+    5% / rows (:func:`power_to_detect`), which every row carries as ``level``."""
+    against = dict(against or {})
+    plan = [(p, "direct") for p in pipelines] + [(p, b) for p, b in against.items() if p in pipelines]
+    rows = []
+    for (p, base), s in ((pb, s) for pb in plan for s in settings):
+        us = [u for u in units if p in u["runs"] and base in u["runs"]]
+        if not us:
+            continue
+        rows.append({"pipeline": p if base == "direct" else f"{p} vs {base}", "setting": s, "units": len(us),
+                     "reduction": reduction(us, p, s, base=base, n_boot=n_boot), "room": room(us, s, n_boot=n_boot),
+                     "accuracy change": difference(us, (p, s), (base, s), "accuracy", n_boot=n_boot),
+                     "no-conflict accuracy change": difference(us, (p, "no_conflict"), (base, "no_conflict"),
+                                                               "accuracy", n_boot=n_boot)})
+    level = 0.05 / max(1, len(rows))
+    for r, ph in zip(rows, stats.holm([r["reduction"]["p"] for r in rows])):
+        r.update({"p (Holm)": ph, "rejected": ph <= 0.05, "level": level,
+                  "power": power_to_detect(r["room"]["estimate"], r["reduction"]["se"], level),
+                  "mde": detectable(r["reduction"]["se"], level)})
+    return rows
+
+
+CLAIM_OF = {"chain": (3, "mitigates"), "filter oracle": (4, "does not help much"),
+            "filter confidence": (4, "does not help much")}
+
+
+def claim_rows(rows: Sequence[Mapping[str, object]], scenario: str) -> list[dict[str, object]]:
+    """The rows of :func:`comparisons` that answer the paper's claims 3 (the chain, also against
+    its input-matched control) and 4 (either filter), as chapter 6 reads them: estimate [low, high]
+    of the reduction, its Holm p, power, room, accuracy change and the verdict in words."""
+    out = []
+    for r in rows:
+        name = r["pipeline"].split(" vs ")[0]
+        if name not in CLAIM_OF:
+            continue
+        claim, kind = CLAIM_OF[name]
+        base = r["pipeline"].split(" vs ")[1] if " vs " in r["pipeline"] else "direct"
+        red = r["reduction"]
+        out.append({"claim": claim, "scenario": scenario, "setting": f"{r['setting']}, {r['pipeline']}",
+                    "estimate": red["estimate"], "low": red["low"], "high": red["high"], "p (Holm)": r["p (Holm)"],
+                    "power": r["power"], "room": r["room"]["estimate"], "accuracy change": r["accuracy change"]["estimate"],
+                    "measure": ("DS_flip(direct) − DS_flip(pipeline)" if base == "direct"
+                                else f"DS_flip({base}) − DS_flip({name})"),
+                    "against": f"the {base} pipeline; room: direct − floor; Holm over every pipeline x setting",
+                    "verdict": claim_verdict(kind, red, r["room"], r["rejected"], r["level"])})
+    return out

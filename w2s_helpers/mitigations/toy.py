@@ -20,8 +20,8 @@ from w2s_helpers.mitigations import confidence, filtering
 from w2s_helpers.rewards import heads
 from w2s_helpers.rewards import toy as world_toy
 
-PIPELINES = ("direct", "direct on D_gt", "chain", "filter oracle", "filter confidence", "random subset",
-             "aux confidence")
+PIPELINES = ("direct", "direct on D_gt", "chain", "filter oracle", "filter confidence", "random subset (oracle size)",
+             "random subset (confidence size)", "aux confidence")
 
 
 def _mid(pairs: world_toy.ToyPairs, dims: int) -> torch.Tensor:
@@ -57,7 +57,6 @@ def mitigation_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpfu
     p_w2s = soft(w2s)
     w_mid = heads.fit_pairwise_head(_mid(w2s, mid_dims), p_w2s, l2=1e-3, solver="adam")   # learns W's labels
     p_chain = torch.sigmoid(_mid(gt, mid_dims) @ w_mid)                                  # and labels D_gt
-    kept_conf = filtering.keep_mask(p_w2s, threshold, "confidence")
     data = {   # pipeline -> (strong-view differences, soft labels, ground truth) of its training pairs
         "direct": (w2s.diff("strong"), p_w2s, w2s.harmless_label),
         "direct on D_gt": (gt.diff("strong"), soft(gt), gt.harmless_label),
@@ -67,8 +66,8 @@ def mitigation_runs(seed: int, conflict: float = 0.8, alpha: float = 0.5, helpfu
     for variant in filtering.VARIANTS:
         keep = filtering.keep_mask(p_w2s, threshold, variant, gt_label=w2s.harmless_label)
         data[f"filter {variant}"] = (w2s.diff("strong")[keep], p_w2s[keep], w2s.harmless_label[keep])
-    pick = filtering.same_size_subset(len(w2s), int(kept_conf.sum()), seed=base + 13)
-    data["random subset"] = (w2s.diff("strong")[pick], p_w2s[pick], w2s.harmless_label[pick])
+        pick = filtering.same_size_subset(len(w2s), int(keep.sum()), seed=base + 13)      # its size control
+        data[f"random subset ({variant} size)"] = (w2s.diff("strong")[pick], p_w2s[pick], w2s.harmless_label[pick])
 
     def fit(name, x, y, gt_label, setting):
         if setting == "implicit":

@@ -104,7 +104,7 @@ class PolicyLab:
         kind = Tokens if self.S.regime == "whole" else Cached
         for pool, idx, label in parts:
             d = self.data(rung, pool)
-            idx = list(range(len(d))) if idx is None else list(idx)
+            idx = list(range(len(d))) if idx is None else [int(i) for i in idx]
             datas.append(d.take(idx))
             f = torch.as_tensor(label, dtype=torch.bool)
             labels.append(f.expand(len(idx)) if f.ndim == 0 else f)
@@ -113,7 +113,7 @@ class PolicyLab:
         return kind.cat(datas), torch.cat(labels)
 
     def _key(self, rung: str, config: POConfig, parts: Sequence[Part], *extra) -> str:
-        described = [(pool, None if idx is None else list(idx),
+        described = [(pool, None if idx is None else [int(i) for i in idx],
                       torch.as_tensor(label, dtype=torch.bool).flatten().tolist()) for pool, idx, label in parts]
         settings = run_settings(self.S)
         return content_hash(self.loaded(rung).fingerprint, settings, asdict(config), described,
@@ -177,6 +177,25 @@ class PolicyLab:
                                                          "config": json.dumps(asdict(config))}))
         return Run(logps, lengths, seconds)
 
+    def cached(self, rung, config: POConfig, parts: Sequence[Part], score: Sequence[str] = ("test",),
+               conflict: torch.Tensor | None = None) -> bool:
+        """Whether this run is in the cache already (so :meth:`run` would load it, not train)."""
+        return (cache_dir("policies") / f"{self._run_key(rung, config, parts, score, conflict)}.safetensors").exists()
+
+    def rescore(self, rung, config: POConfig, parts: Sequence[Part], pool: str, score: Sequence[str] = ("test",),
+                conflict: torch.Tensor | None = None) -> Run:
+        """A kept run's log-probs on another ``pool`` (for example the weak policy's own labels
+        of D_gt), from its stored top blocks; nothing is trained."""
+        from safetensors.torch import load_file
+
+        path = cache_dir("policies") / f"{self._run_key(rung, config, parts, score, conflict)}-blocks.safetensors"
+        if not path.exists():
+            raise FileNotFoundError(f"no kept policy for this run ({path.name}); call run(..., keep=True) first")
+        policy = self.base_policy(rung)
+        policy.load_state_dict(load_file(str(path)))
+        data = self.data(rung, pool)
+        return Run({pool: sequence_logps(policy.eval(), data)}, {pool: pair_lengths(data.enc)}, 0.0)
+
     def policy_model(self, rung: str, config: POConfig, parts: Sequence[Part], score: Sequence[str] = ("test",),
                      conflict: torch.Tensor | None = None):
         """The whole causal LM of a kept run (for generation)."""
@@ -199,7 +218,7 @@ def run_settings(S) -> dict[str, object]:
     return {k: getattr(v, "name", v) for k, v in asdict(S).items() if k not in NOT_IN_KEY}
 
 
-NOT_IN_KEY = ("seeds", "n_twins", "n_generate", "max_new_tokens")
+NOT_IN_KEY = ("seeds", "n_twins", "n_generate", "max_new_tokens", "mid")
 
 
 def _read_run(path) -> Run:
