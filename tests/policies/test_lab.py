@@ -50,3 +50,31 @@ def test_policy_lab_trains_once_and_loads_after(tiny_hub_folders, isolated_cache
         lab.run(P.po.strong, cfg, [("w2s", None, torch.ones(3, dtype=torch.bool))])
     with pytest.raises(FileNotFoundError, match="kept policy"):
         lab.policy_model(P.po.strong, cfg.replace(seed=7), parts)
+
+
+def test_a_run_keeps_its_training_history_and_a_watched_one_its_held_out_accuracy(tiny_hub_folders, isolated_cache):
+    P = _tiny_profile(tiny_hub_folders)
+    lab = PolicyLab(P, progress=False)
+    cfg = training.POConfig.for_loss("dpo", k=1, batch_size=3, po_epochs=2)
+    parts = [("gt", None, True)]
+    plain = lab.run(P.po.strong, cfg, parts)
+    steps = 2 * 2                                            # 6 pairs in batches of 3, two epochs
+    assert len(plain.history["sft.loss"]) == 2 and len(plain.history["po.loss"]) == steps
+    assert "po.watch_accuracy" not in plain.history
+    assert torch.all((plain.history["po.accuracy"] >= 0) & (plain.history["po.accuracy"] <= 1))
+    watched = lab.run(P.po.strong, cfg, parts, watch=True)   # cached without a watch: trained again
+    acc = watched.history["po.watch_accuracy"]
+    assert len(acc) == len(watched.history["po.watch_step"]) and watched.history["po.watch_step"][-1] == steps
+    assert torch.all((acc >= 0) & (acc <= 1))
+    assert torch.equal(watched.logps["test"], plain.logps["test"])       # watching changes nothing it trains
+    again = PolicyLab(P, progress=False).run(P.po.strong, cfg, parts, watch=True)
+    assert torch.equal(again.history["po.watch_accuracy"], acc)          # read back from the cache
+
+
+def test_the_implied_margin_is_positive_where_the_policy_prefers_the_labelled_side():
+    lp, ref = torch.tensor([[-1.0, -3.0], [-2.0, -1.0]]), torch.zeros(2, 2)
+    lengths, label = torch.ones(2, 2), torch.tensor([True, False])
+    for loss in ("dpo", "simpo"):
+        m = training.implied_margin(lp, ref, lengths, label, training.POConfig.for_loss(loss))
+        assert (m > 0).all()
+        assert (training.implied_margin(lp, ref, lengths, ~label, training.POConfig.for_loss(loss)) < 0).all()

@@ -282,3 +282,36 @@ def audit_curves(curves: pd.DataFrame, title: str):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def training_curves(histories, title: str, smooth: int = 5):
+    """How runs trained: one row of three panels per group (for example DPO and SimPO).
+
+    histories: {group: {run name: history}}, a history as :attr:`w2s_helpers.policies.lab.Run.history`
+    ({"po.loss", "po.margin": [steps], optionally "po.watch_step", "po.watch_accuracy"}). Panels:
+    the preference loss and the implied reward margin per step (running mean over ``smooth``
+    steps, for runs of at least 4 * smooth steps) and the held-out accuracy where the run was watched.
+    """
+    _style()
+    groups = list(histories)
+    fig, axes = plt.subplots(len(groups), 3, figsize=(11, 3.1 * len(groups)), squeeze=False)
+    run_mean = lambda v: np.convolve(np.asarray(v, float), np.ones(smooth) / smooth, mode="valid") \
+        if len(v) >= 4 * smooth else np.asarray(v, float)          # short runs: every step as it is
+    for row, group in zip(axes, groups):
+        for i, (name, h) in enumerate(histories[group].items()):
+            for ax, key in zip(row[:2], ("po.loss", "po.margin")):
+                if key in h and len(h[key]):
+                    y = run_mean(h[key])
+                    ax.plot(np.arange(len(y)) + (len(h[key]) - len(y)), y, color=f"C{i}", label=name)
+            if "po.watch_accuracy" in h:
+                row[2].plot(np.asarray(h["po.watch_step"]), np.asarray(h["po.watch_accuracy"]), "o-", color=f"C{i}",
+                            label=name, ms=3)
+        for ax, what in zip(row, ("preference loss", "implied reward margin", "held-out accuracy")):
+            ax.set_title(f"{group}: {what}", fontsize=10)
+            ax.set_xlabel("step")
+        row[1].axhline(0, color="0.5", lw=0.8)
+        row[2].axhline(0.5, color="0.5", lw=0.8, ls="--")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig

@@ -14,7 +14,7 @@ explicit term starts from the same SFT model).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import torch
@@ -38,6 +38,7 @@ from w2s_helpers.policies.policy import TopBlocksPolicy, WholePolicy, sequence_l
 from w2s_helpers.policies.training import POConfig
 
 PO_LAB_VERSION = "1"
+WATCH_PAIRS = 32     # test pairs whose accuracy a watched run records during preference training
 Part = tuple[str, Sequence[int] | None, "torch.Tensor | float"]   # (pool, indices or all, label [n] or one bool)
 
 
@@ -48,6 +49,7 @@ class Run:
     logps: dict[str, torch.Tensor]
     lengths: dict[str, torch.Tensor]
     seconds: float
+    history: dict[str, torch.Tensor] = field(default_factory=dict)   # per-step records (training.History)
 
     def delta(self, pool: str, loss: str) -> torch.Tensor:
         """[N] preference for the chosen response under ``loss``'s rule (correct: >= 0)."""
@@ -125,14 +127,16 @@ class PolicyLab:
         return self._key(rung, config, parts, list(score), None if conflict is None else conflict.bool().tolist())
 
     # -- training ------------------------------------------------------------------------------
-    def train(self, rung: str, config: POConfig, parts: Sequence[Part],
-              conflict: torch.Tensor | None = None) -> TopBlocksPolicy:
+    def train(self, rung: str, config: POConfig, parts: Sequence[Part], conflict: torch.Tensor | None = None,
+              history: training.History | None = None, watch: bool = False) -> TopBlocksPolicy:
         """SFT on the preferred responses of ``parts``, then DPO/SimPO on the same pairs.
 
         parts: (pool, indices or None for all, label) where ``label`` [n] (or one bool) says the
         pool's chosen response is the preferred one. ``conflict`` [sum n] marks the pairs the
         explicit term may act on (default: all; the helpful pairs of the implicit setting never
-        carry it because that setting has alpha = 0)."""
+        carry it because that setting has alpha = 0). ``history`` gets the per-step records of
+        both stages (an SFT model shared from an earlier run leaves "sft.loss" out); ``watch``
+        adds the accuracy on the first :data:`WATCH_PAIRS` test pairs during preference training."""
         data, label = self._training_set(rung, parts)
         policy = self.base_policy(rung)
         sft_key = self._key(rung, config.replace(loss="sft", beta=0.0, gamma=0.0, alpha=0.0, po_lr=0.0,
@@ -140,14 +144,23 @@ class PolicyLab:
         if sft_key in self._sft:
             policy.load_state_dict(self._sft[sft_key])
         else:
-            policy = training.sft(policy, data, label, config, progress=self.progress)
+            policy = training.sft(policy, data, label, config, progress=self.progress, history=history)
             self._sft[sft_key] = {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()}
-        return training.preference_optimise(policy, data, label, config, conflict=conflict, progress=self.progress)
+        return training.preference_optimise(policy, data, label, config, conflict=conflict, progress=self.progress,
+                                            history=history, watch=self._watcher(rung, config.loss) if watch else None)
+
+    def _watcher(self, rung, loss: str):
+        """policy -> its accuracy on the first WATCH_PAIRS test pairs, under the loss's rule."""
+        held = self.data(rung, "test").take(range(min(WATCH_PAIRS, len(self.pools["test"]))))
+        lengths = pair_lengths(held.enc).float()
+        return lambda policy: (preference(sequence_logps(policy, held), lengths, loss) >= 0).float().mean().item()
 
     def run(self, rung: str, config: POConfig, parts: Sequence[Part], score: Sequence[str] = ("test",),
-            conflict: torch.Tensor | None = None, keep: bool = False) -> Run:
+            conflict: torch.Tensor | None = None, keep: bool = False, watch: bool = False) -> Run:
         """Train (or load) a policy and score the pools ``score``. ``keep`` also stores the
-        trained top blocks, so :meth:`policy_model` can rebuild it for generation."""
+        trained top blocks, so :meth:`policy_model` can rebuild it for generation; ``watch``
+        records the held-out accuracy during training (a cached run without it trains again).
+        Every run stores its per-step history (:attr:`Run.history`)."""
         import time
 
         from safetensors.torch import save
@@ -157,25 +170,29 @@ class PolicyLab:
         blocks = cache_dir("policies") / f"{key}-blocks.safetensors"
         if path.exists() and (blocks.exists() or not keep):
             try:
-                return _read_run(path)
+                got = _read_run(path)
+                if not watch or "po.watch_accuracy" in got.history:
+                    return got
             except Exception as e:  # a truncated file: train again
                 import warnings
 
                 warnings.warn(f"policy run {path.name} is unreadable ({type(e).__name__}); training again")
         t0 = time.perf_counter()
-        policy = self.train(rung, config, parts, conflict)
+        history: training.History = {}
+        policy = self.train(rung, config, parts, conflict, history=history, watch=watch)
         logps = {pool: sequence_logps(policy, self.data(rung, pool)) for pool in score}
         lengths = {pool: pair_lengths(self.data(rung, pool).enc) for pool in score}
         seconds = time.perf_counter() - t0
         tensors = {f"logps.{k}": v.contiguous() for k, v in logps.items()}
         tensors |= {f"lengths.{k}": v.contiguous() for k, v in lengths.items()}
+        tensors |= {f"history.{k}": torch.tensor(v, dtype=torch.float32) for k, v in history.items()}
         if keep:
             # (cloned: tied weights share storage, which safetensors refuses)
             atomic_write_bytes(blocks, save({k: v.detach().cpu().contiguous().clone()
                                              for k, v in policy.state_dict().items()}))
         atomic_write_bytes(path, save(tensors, metadata={"seconds": json.dumps(seconds), "rung": getattr(rung, "name", rung),
                                                          "config": json.dumps(asdict(config))}))
-        return Run(logps, lengths, seconds)
+        return Run(logps, lengths, seconds, {k: torch.tensor(v, dtype=torch.float32) for k, v in history.items()})
 
     def cached(self, rung, config: POConfig, parts: Sequence[Part], score: Sequence[str] = ("test",),
                conflict: torch.Tensor | None = None) -> bool:
@@ -229,6 +246,7 @@ def _read_run(path) -> Run:
         d = {k: f.get_tensor(k) for k in f.keys()}
     logps = {k.split(".", 1)[1]: v for k, v in d.items() if k.startswith("logps.")}
     lengths = {k.split(".", 1)[1]: v for k, v in d.items() if k.startswith("lengths.")}
+    history = {k.split(".", 1)[1]: v for k, v in d.items() if k.startswith("history.")}
     if set(logps) != set(lengths) or not logps:
         raise ValueError("incomplete run file")
-    return Run(logps, lengths, json.loads(meta["seconds"]))
+    return Run(logps, lengths, json.loads(meta["seconds"]), history)

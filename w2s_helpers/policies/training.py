@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 
@@ -27,6 +27,7 @@ from w2s_helpers.policies.policy import (
     sequence_logps,
 )
 
+History = dict[str, list[float]]   # per-step records of a training run, by name
 LORA_TARGETS = r".*blocks\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
 
 
@@ -100,10 +101,10 @@ def warmup_schedule(opt, steps: int, warmup: float):
 
 
 def sft(policy: "TopBlocksPolicy | WholePolicy", data: "Cached | Tokens", label: torch.Tensor, config: POConfig,
-        progress: bool = True):
+        progress: bool = True, history: History | None = None):
     """Supervised fine-tuning on the preferred response of each pair (the first slot where
     ``label`` [N] is True, else the second): mean NLL per response token. Returns the policy
-    with the adapter merged in."""
+    with the adapter merged in; ``history`` (a dict) gets "sft.loss" [steps] appended."""
     from w2s_helpers.core.progress import bar
 
     n = len(data)
@@ -124,6 +125,7 @@ def sft(policy: "TopBlocksPolicy | WholePolicy", data: "Cached | Tokens", label:
         opt.step()
         sched.step()
         flops += 3 * forward_flops(policy, mask, ids, starts) if work.enabled() else 0.0
+        _log(history, "sft.loss", loss.item())
     work.record("train-sft", type(policy).__name__, flops, 0, dtype=work.dtype_of(policy))
     return merge_adapters(model, policy)
 
@@ -143,11 +145,34 @@ def po_loss(logps: torch.Tensor, ref: torch.Tensor, lengths: torch.Tensor, label
     return losses.simpo_explicit_loss(avg[:, 0], avg[:, 1], label, config.alpha, config.beta, config.gamma)
 
 
+def implied_margin(logps: torch.Tensor, ref: torch.Tensor, lengths: torch.Tensor, label: torch.Tensor,
+                   config: POConfig) -> torch.Tensor:
+    """[B] the implied reward margin of each pair in the label's order (positive: the policy
+    prefers the labelled side): beta * ((pi_c - ref_c) - (pi_r - ref_r)) for DPO, beta * the
+    difference of per-token mean log-probs for SimPO. logps, ref, lengths: [B, 2]; label [B] bool."""
+    d = (logps[:, 0] - ref[:, 0]) - (logps[:, 1] - ref[:, 1]) if config.loss == "dpo" else \
+        logps[:, 0] / lengths[:, 0] - logps[:, 1] / lengths[:, 1]
+    return config.beta * torch.where(label.bool(), d, -d)
+
+
+def _log(history: History | None, key: str, value: float) -> None:
+    if history is not None:
+        history.setdefault(key, []).append(float(value))
+
+
 def preference_optimise(policy: "TopBlocksPolicy | WholePolicy", data: "Cached | Tokens", label: torch.Tensor,
-                        config: POConfig, conflict: torch.Tensor | None = None, progress: bool = True):
+                        config: POConfig, conflict: torch.Tensor | None = None, progress: bool = True,
+                        history: History | None = None, watch: Callable[[object], float] | None = None,
+                        n_watch: int = 8):
     """DPO or SimPO on pairs labelled by ``label`` [N]; the reference (DPO) is ``policy`` as
     given (the SFT model), its log-probs computed once. ``conflict`` [N] marks the pairs the
-    explicit term may act on (default: all). Returns the policy with the adapter merged in."""
+    explicit term may act on (default: all). Returns the policy with the adapter merged in.
+
+    history: a dict that gets, per step, "po.loss", "po.margin" (the batch's mean implied reward
+             margin in the label's order: beta * log-ratio difference for DPO, beta * mean log-prob
+             difference for SimPO) and "po.accuracy" (the share of the batch where it is > 0).
+    watch:   policy -> held-out accuracy, called before the first step and at ``n_watch`` evenly
+             spaced steps ("po.watch_step", "po.watch_accuracy"); costs a forward pass each."""
     from w2s_helpers.core.progress import bar
 
     n = len(data)
@@ -162,7 +187,11 @@ def preference_optimise(policy: "TopBlocksPolicy | WholePolicy", data: "Cached |
     dev = device_of(policy)
     plain = config.replace(alpha=0.0)
     flops = 0.0
-    for batch in bar(steps, desc=config.loss.upper(), disable=not progress, leave=False):
+    at = set(torch.linspace(0, len(steps), n_watch + 1).round().long().tolist()) if watch else set()
+    for step, batch in enumerate(bar(steps, desc=config.loss.upper(), disable=not progress, leave=False)):
+        if step in at:
+            _log(history, "po.watch_step", step)
+            _log(history, "po.watch_accuracy", watch(policy))
         args = data.batch(batch + [n + i for i in batch], dev)
         flops += 3 * forward_flops(policy, *args[1:]) if work.enabled() else 0.0
         lp = policy.logps(*args)
@@ -179,5 +208,13 @@ def preference_optimise(policy: "TopBlocksPolicy | WholePolicy", data: "Cached |
         loss.backward()
         opt.step()
         sched.step()
+        if history is not None:
+            m = implied_margin(lp.detach(), ref[b].to(dev), lengths[b].to(dev), label[b].to(dev), config)
+            _log(history, "po.loss", float(loss))
+            _log(history, "po.margin", m.mean().item())
+            _log(history, "po.accuracy", (m > 0).float().mean().item())
+    if len(steps) in at:
+        _log(history, "po.watch_step", len(steps))
+        _log(history, "po.watch_accuracy", watch(policy))
     work.record(f"train-{config.loss}", type(policy).__name__, flops, 0, dtype=work.dtype_of(policy))
     return merge_adapters(model, policy)
