@@ -117,3 +117,45 @@ def test_the_audit_check_rejects_plausible_wrong_answers():
     for wrong in (off_by_one, zero_not_nan):
         with pytest.raises(AssertionError):
             checks.audit_curve(wrong)
+
+
+def test_the_hard_exercise_checks_reject_plausible_wrong_answers():
+    def unweighted(a_w, a_s, a_nc, a_c, margin, bins=4):         # averages the bins' differences equally
+        a_w, a_s, a_nc, a_c = (np.asarray(v, bool) for v in (a_w, a_s, a_nc, a_c))
+        m = np.abs(np.asarray(margin, float))
+        which = np.searchsorted(np.quantile(m, np.linspace(0, 1, bins + 1)[1:-1]), m)
+        diffs = []
+        for b in range(bins):
+            uk, k = [(which == b) & a_s & a_nc & (a_w == w) for w in (False, True)]
+            if uk.any() and k.any():
+                diffs.append((a_nc & ~a_c)[uk].mean() - (a_nc & ~a_c)[k].mean())
+        return float(np.mean(diffs)) if diffs else float("nan")
+
+    def signed(a_w, a_s, a_nc, a_c, margin, bins=4):              # bins the signed margin, not |margin|
+        return scores.margin_matched_excess(a_w, a_s, a_nc, a_c, margin - np.min(margin), bins)   # all >= 0
+
+    for wrong in (unweighted, signed):
+        with pytest.raises(AssertionError):
+            checks.margin_matched_excess(wrong)
+    checks.margin_matched_excess(scores.margin_matched_excess)
+
+    from w2s_helpers.deception import stats
+
+    def bonferroni(p):
+        p = np.asarray(p, float)
+        return np.minimum(p * np.isfinite(p).sum(), 1.0)
+
+    def not_monotone(p):
+        p = np.asarray(p, float)
+        out, ok = np.full(p.shape, np.nan), ~np.isnan(p)
+        order = np.argsort(p[ok])
+        vals = np.empty(ok.sum())
+        vals[order] = np.minimum((ok.sum() - np.arange(ok.sum())) * p[ok][order], 1.0)
+        out[ok] = vals
+        return out
+
+    counts_nan = lambda p: stats.holm(np.nan_to_num(np.asarray(p, float), nan=1.0))
+    for wrong in (bonferroni, not_monotone, counts_nan):
+        with pytest.raises(AssertionError):
+            checks.holm(wrong)
+    checks.holm(stats.holm)

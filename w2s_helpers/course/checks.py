@@ -210,3 +210,41 @@ def audit_curve(fn) -> None:
     cases.append((np.arange(6), np.zeros(6, bool), [0, 3, 6]))                 # empty target: NaN
     cases.append((np.array([5, 4, 3, 2, 1, 0]), np.array([1, 0, 0, 0, 0, 0], bool), [1, 5, 6]))  # found last
     compare(fn, audit.audit_curve, cases, "audit_curve")
+
+
+def margin_matched_excess(fn) -> None:
+    """Exercise 3.3 (hard): the margin-matched excess of one unit, ``fn(a_w, a_s, a_nc, a_c, margin,
+    bins)`` -> float, against :func:`w2s_helpers.deception.scores.margin_matched_excess`: quantile
+    bins of |margin|, bins lacking Wuk or Wk pairs left out, weights = Wuk pairs, NaN if none is left."""
+    import numpy as np
+
+    from w2s_helpers.deception import scores
+
+    rng = np.random.default_rng(3)
+    cases = []
+    for (a_w, a_s, a_nc, a_c), bins in zip(_score_cases(), (4, 4, 3, 4, 2)):
+        margin = rng.normal(size=a_w.shape) * 2
+        cases.append((a_w, a_s, a_nc, a_c, margin, bins))
+    n = 300
+    a_w, a_s = rng.random(n) < 0.6, rng.random(n) < 0.85
+    a_nc = a_s & (rng.random(n) < 0.9)
+    margin = np.where(a_w, 2.0, -0.5) + rng.normal(size=n)                   # Wuk pairs: small, negative margins
+    a_c = a_nc & ~((rng.random(n) < 0.5) & (np.abs(margin) < 1))            # unsure pairs flip, wherever they are
+    cases += [(a_w, a_s, a_nc, a_c, margin, 4), (a_w, a_s, a_nc, a_c, np.round(margin), 5)]   # ties in |margin|
+    compare(fn, scores.margin_matched_excess, cases, "margin_matched_excess")
+
+
+def holm(fn) -> None:
+    """Exercise 6.1 (hard): Holm's step-down adjusted p-values, ``fn(pvalues)`` -> [m] in the
+    given order: sorted, the j-th smallest times (m - j), made monotone, capped at 1; NaN stays NaN
+    and does not count towards m."""
+    import numpy as np
+
+    from w2s_helpers.deception import stats
+
+    rng = np.random.default_rng(6)
+    cases = [(np.array([0.01]),), (np.array([0.01, 0.04, 0.03]),), (np.array([0.04, 0.01, 0.03, 0.02]),),
+             (np.array([0.3, 0.001, 0.5, 0.02, 0.02]),),                    # ties; the cap at 1
+             (np.array([0.01, np.nan, 0.02]),), (np.array([np.nan, np.nan]),),
+             (rng.random(20) ** 3,)]
+    compare(fn, stats.holm, cases, "holm")
