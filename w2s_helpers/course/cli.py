@@ -1,4 +1,4 @@
-"""Command line: ``python -m w2s_helpers {check,kernel,fetch,build-data,run,exercises}``."""
+"""Command line: ``python -m w2s_helpers {check,kernel,fetch,build-data,run,exercises,results}``."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("exercises", help="write the learner copies (solutions stubbed) to notebooks/exercises/")
     e.add_argument("--check", action="store_true", help="write nothing; exit 1 if a copy is missing or out of date")
 
+    pub = sub.add_parser("results", help="publish the executed chapters of build/<profile>/ to results/<profile>/")
+    pub.add_argument("--profile", default="laptop")
+    pub.add_argument("--build", default="build", help="where `run` wrote the executed chapters (default: build)")
+
     args = parser.parse_args(argv)
     if args.cmd == "check":
         from w2s_helpers.course.env import package_report, system_report
@@ -88,6 +92,18 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if not stale:
             print("the learner copies are up to date")
+        return 0
+    if args.cmd == "results":
+        from w2s_helpers.core.paths import REPO_ROOT
+        from w2s_helpers.course.published import write as publish_all
+
+        try:
+            written = publish_all(args.profile, args.build)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        for path in written:
+            print(f"wrote {path.relative_to(REPO_ROOT)} ({path.stat().st_size / 1024:.0f} KiB)")
         return 0
     if args.cmd == "run":
         from w2s_helpers.course.runner import ChapterFailed, run_all

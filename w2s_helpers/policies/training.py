@@ -210,7 +210,7 @@ def preference_optimise(policy: "TopBlocksPolicy | WholePolicy", data: "Cached |
         sched.step()
         if history is not None:
             m = implied_margin(lp.detach(), ref[b].to(dev), lengths[b].to(dev), label[b].to(dev), config)
-            _log(history, "po.loss", float(loss))
+            _log(history, "po.loss", loss.item())
             _log(history, "po.margin", m.mean().item())
             _log(history, "po.accuracy", (m > 0).float().mean().item())
     if len(steps) in at:

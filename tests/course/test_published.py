@@ -1,0 +1,81 @@
+"""Published results: outputs kept, example browsers cleared, machine paths scrubbed, failures refused."""
+
+import json
+
+import pytest
+
+from w2s_helpers.core.paths import REPO_ROOT
+from w2s_helpers.course import published
+
+
+def _executed(path_in_output: str) -> dict:
+    code = lambda src, outputs, tags=(): {"cell_type": "code", "id": src[:6], "execution_count": 3,
+                                           "metadata": {"tags": list(tags), "papermill": {"duration": 1.2}},
+                                           "source": [src], "outputs": outputs}
+    stream = lambda text: {"output_type": "stream", "name": "stdout", "text": [text]}
+    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {"papermill": {"parameters": {"OUT_DIR": path_in_output}}},
+            "cells": [code("PROFILE = 'ci'", [], ["parameters"]),
+                      code("print(x)", [stream(f"saved to {path_in_output}/claims.csv\n"),
+                                        {"output_type": "execute_result", "execution_count": 3, "metadata": {},
+                                         "data": {"text/plain": ["0.42"]}}]),
+                      code("PAGE = 0", [stream("a raw pair: how do I ...\n")], [published.BROWSER_TAG])]}
+
+
+def test_a_published_copy_keeps_outputs_clears_browsers_and_scrubs_paths():
+    where = str(REPO_ROOT / "build" / "laptop")
+    nb = published.publish(_executed(where), "laptop", "a test machine, today")
+    text = json.dumps(nb)
+    assert str(REPO_ROOT) not in text and "./build/laptop/claims.csv" in text
+    assert nb["cells"][0]["id"] == "published-banner" and "MIT" in "".join(nb["cells"][0]["source"])
+    kept = nb["cells"][2]["outputs"]
+    assert kept[1]["data"]["text/plain"] == ["0.42"] and kept[1]["execution_count"] is None
+    assert "papermill" not in nb["cells"][2]["metadata"] and nb["cells"][2]["execution_count"] is None
+    browser = nb["cells"][3]["outputs"]
+    assert len(browser) == 1 and "raw pair" not in json.dumps(browser) and "cleared" in json.dumps(browser)
+    again = published.publish(nb, "laptop", "a test machine, today")          # idempotent: one banner
+    assert [c["id"] for c in again["cells"]].count("published-banner") == 1
+
+
+def test_a_failed_chapter_is_not_published():
+    nb = _executed("x")
+    nb["cells"][1]["outputs"].append({"output_type": "error", "ename": "ValueError", "evalue": "", "traceback": []})
+    with pytest.raises(ValueError, match="cell 1 failed"):
+        published.publish(nb, "ci", "here")
+
+
+def test_write_needs_executed_chapters(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make course PROFILE=nowhere"):
+        published.write("nowhere", tmp_path)
+
+
+def test_committed_results_carry_no_machine_path_and_no_browser_output():
+    for path in sorted(published.RESULTS.glob("*/*.ipynb")):
+        text = path.read_text()
+        assert str(REPO_ROOT) not in text and "/root/" not in text and "/home/" not in text, path.name
+        nb = json.loads(text)
+        assert nb["cells"][0]["id"] == "published-banner", path.name
+        for cell in nb["cells"]:
+            if published.BROWSER_TAG in cell.get("metadata", {}).get("tags", []):
+                assert json.dumps(cell["outputs"]).count("cleared") == 1, path.name
+
+
+def test_figures_shrink_and_stay_pictures():
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig, ax = plt.subplots()
+    ax.plot(range(10), [x * x for x in range(10)])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    b64 = base64.b64encode(buf.getvalue()).decode()
+    small = published.shrink_png(b64)
+    image = Image.open(io.BytesIO(base64.b64decode(small)))
+    assert image.size == Image.open(buf).size and image.mode == "P" and len(small) < len(b64)
+    assert published.shrink_png(small) == small

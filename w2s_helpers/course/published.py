@@ -1,0 +1,142 @@
+"""Results you can browse: executed chapters copied where GitHub renders them, ``results/<profile>/``.
+
+    make course PROFILE=laptop                      # executes every chapter into build/laptop/
+    python -m w2s_helpers results --profile laptop  # copies them to results/laptop/ (then commit)
+
+A published copy keeps every table, figure and printed line of the executed chapter, with four
+changes:
+
+- a banner cell on top: the profile, the machine and date it ran on (from the executed copy), and
+  the notice that it quotes a few HH-RLHF pairs (Anthropic, MIT licence) with a content warning;
+- the outputs of cells tagged ``example-browser`` (pages of raw pairs to read through) are
+  cleared, with a note saying how to browse them;
+- paths of the machine that ran it are replaced (repository root -> ``.``, the data folder ->
+  ``<data>``, the course cache -> ``<cache>``, the home folder -> ``~``);
+- papermill's per-cell timings and the kernel's execution counts are dropped, so a rerun that
+  changes nothing shows no diff beyond the numbers that did change; figures are re-encoded with a
+  128-colour palette and a table's plain-text twin of its HTML is dropped (about 3x smaller).
+
+A chapter whose executed copy holds an error is refused: a published result is a finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from w2s_helpers.core.paths import REPO_ROOT
+from w2s_helpers.core.store import atomic_write_bytes
+
+RESULTS = REPO_ROOT / "results"
+BROWSER_TAG = "example-browser"
+BROWSER_NOTE = ("*Output cleared in the published copy: this cell pages through raw HH-RLHF pairs. "
+                "Run the chapter to browse them.*")
+
+
+def machine_paths() -> list[tuple[str, str]]:
+    """(path, replacement) pairs, the longest paths first so a nested one is replaced whole."""
+    from w2s_helpers.core.store import cache_root
+
+    pairs = [(str(REPO_ROOT), "."), (str(Path.home()), "~"), (str(cache_root()), "<cache>")]
+    data = os.environ.get("W2S_DATA_DIR")
+    if data:
+        pairs.append((str(Path(data).resolve()), "<data>"))
+        pairs.append((data, "<data>"))
+    pairs = [(p, r) for p, r in pairs if p and p not in ("/", ".")]
+    return sorted(set(pairs), key=lambda pr: -len(pr[0]))
+
+
+def scrub(text: str, pairs: list[tuple[str, str]] | None = None) -> str:
+    """``text`` with every machine path of :func:`machine_paths` replaced."""
+    for path, repl in pairs or machine_paths():
+        text = text.replace(path, repl)
+    return text
+
+
+def shrink_png(b64: "str | list[str]", colors: int = 128) -> str:
+    """A base64 PNG re-encoded with a palette of ``colors`` (plots need few; about 3x smaller)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    raw = base64.b64decode("".join(b64) if isinstance(b64, list) else b64)
+    image = Image.open(io.BytesIO(raw))
+    if image.mode == "P":                            # already a palette: published before
+        return "".join(b64) if isinstance(b64, list) else b64
+    buf = io.BytesIO()
+    image.convert("RGB").quantize(colors=colors).save(buf, "PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def publish(executed: dict, profile: str, ran_on: str) -> dict:
+    """A published copy (a new notebook dict) of an executed chapter ``executed`` (nbformat 4 JSON).
+
+    ran_on: one line naming the machine and the date, shown in the banner.
+    Raises ``ValueError`` if a cell holds an error output."""
+    nb = json.loads(json.dumps(executed))
+    for i, cell in enumerate(nb["cells"]):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                raise ValueError(f"cell {i} failed ({out.get('ename')}): publish a finished run only")
+    for cell in nb["cells"]:
+        cell.get("metadata", {}).pop("papermill", None)
+        cell.get("metadata", {}).pop("execution", None)
+        if cell["cell_type"] != "code":
+            continue
+        cell["execution_count"] = None
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "execute_result":
+                out["execution_count"] = None
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "text/html" in data:                 # GitHub renders the HTML table; the text twin is a copy
+                data.pop("text/plain", None)
+            if "image/png" in data:
+                data["image/png"] = shrink_png(data["image/png"])
+        if BROWSER_TAG in cell.get("metadata", {}).get("tags", []):
+            cell["outputs"] = [{"output_type": "display_data", "metadata": {},
+                                "data": {"text/markdown": [BROWSER_NOTE]}}]
+    banner = {"cell_type": "markdown", "id": "published-banner", "metadata": {"tags": ["published-banner"]},
+              "source": [f"> **Published run** at profile `{profile}`: {ran_on}. Regenerate with "
+                         f"`make course PROFILE={profile}` then `python -m w2s_helpers results --profile {profile}`.\n",
+                         ">\n",
+                         "> This copy quotes a few preference pairs from Anthropic's HH-RLHF (MIT licence). **Content "
+                         "warning**: some prompts and responses describe harmful, offensive or upsetting requests.\n"]}
+    nb["cells"] = [c for c in nb["cells"] if c.get("id") != "published-banner"]
+    nb["cells"].insert(0, banner)
+    nb.get("metadata", {}).pop("papermill", None)
+    return json.loads(scrub(json.dumps(nb, ensure_ascii=False)))
+
+
+def write(profile: str, build: str | Path = "build", ran_on: str | None = None) -> list[Path]:
+    """Publish every executed chapter of ``build/<profile>/`` to ``results/<profile>/`` and write
+    its README (the chapters, where they ran). Returns the written paths."""
+    import platform
+    import time
+
+    src = Path(build) / profile
+    if not src.is_absolute():
+        src = REPO_ROOT / src
+    chapters = sorted(p for p in src.glob("[0-9][0-9]*_*.ipynb"))
+    if not chapters:
+        raise FileNotFoundError(f"no executed chapters in {scrub(str(src))}: run `make course PROFILE={profile}` first")
+    ran_on = ran_on or f"{platform.machine()} CPU ({os.cpu_count()} cores), {time.strftime('%Y-%m-%d')}"
+    out_dir = RESULTS / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in chapters:
+        nb = publish(json.loads(path.read_text()), profile, ran_on)
+        dst = out_dir / path.name
+        atomic_write_bytes(dst, (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
+        written.append(dst)
+    lines = [f"# Published runs at profile `{profile}`", "",
+             f"Executed chapters with every output, {ran_on}; regenerate with `make course PROFILE={profile}` "
+             f"and `python -m w2s_helpers results --profile {profile}`. They quote a few HH-RLHF pairs (Anthropic, "
+             "MIT licence; content warning: harmful requests). No data file is committed.", "",
+             "| chapter | size |", "| --- | --- |"]
+    lines += [f"| [{p.stem}]({p.name}) | {p.stat().st_size / 1024:.0f} KiB |" for p in written]
+    readme = out_dir / "README.md"
+    atomic_write_bytes(readme, ("\n".join(lines) + "\n").encode())
+    return written + [readme]
