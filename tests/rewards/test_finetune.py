@@ -75,3 +75,20 @@ def test_smollm2_finetunes_on_cpu(monkeypatch, model_cache):
     assert not torch.equal(head_before, lm.model.score.weight)
     delta = finetune.reward_margins(lm, data.load_split("harmless_test", n=4, seed=0), max_length=96)
     assert delta.shape == (4,) and torch.isfinite(delta).all()
+
+
+def test_several_gpus_in_one_process_are_refused(monkeypatch):
+    import torch
+
+    from w2s_helpers.core import models
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(RuntimeError, match="nn.DataParallel.*accelerate launch"):
+        models.refuse_data_parallel()
+    monkeypatch.setenv("WORLD_SIZE", "4")                # one of four launched processes: fine
+    models.refuse_data_parallel()
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.delenv("WORLD_SIZE")
+    models.refuse_data_parallel()

@@ -135,7 +135,7 @@ REGISTRY: dict[str, Rung] = {
             for s, p in [("125m", 125), ("350m", 331), ("1.3b", 1316), ("2.7b", 2652), ("6.7b", 6658)]
         ],
         Rung("mistral-7b", "hub", "mistral", 7242, causal=True, hub_id="mistralai/Mistral-7B-v0.1",
-             note="needs a GPU with bf16 (or several, FSDP)"),
+             note="needs a GPU with bf16 and LoRA, or several GPUs (see memory.plan)"),
     ]
 }
 
@@ -280,6 +280,22 @@ def prepare(name: str | Rung, install_missing: bool = False) -> str:
 
 
 # --------------------------------------------------------------------------- loading
+
+
+def refuse_data_parallel() -> None:
+    """Raise a clear error when several GPUs are visible to a process that was not launched as one
+    of several (``WORLD_SIZE`` unset or 1): transformers' ``Trainer`` would wrap the model in
+    ``nn.DataParallel`` and multiply the effective batch by the GPU count, silently."""
+    import os
+
+    import torch
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        raise RuntimeError(
+            f"{n} GPUs are visible to a single process: transformers' Trainer would fall back to nn.DataParallel "
+            f"and train on a batch {n}x the configured one. Launch one process per GPU with "
+            "`accelerate launch --num_processes N ...` (DDP or FSDP), or pick one GPU with CUDA_VISIBLE_DEVICES=0.")
 
 
 def resolve_device(device: str = "auto") -> str:

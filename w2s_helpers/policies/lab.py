@@ -72,6 +72,7 @@ class PolicyLab:
         self._loaded: dict[str, object] = {}
         self._data: dict[tuple[str, str], Cached] = {}
         self._sft: dict[str, dict[str, torch.Tensor]] = {}
+        self._announced: set[str] = set()      # rungs whose memory estimate was printed
 
     # -- models and data -----------------------------------------------------------------------
     def loaded(self, rung):
@@ -138,6 +139,13 @@ class PolicyLab:
         both stages (an SFT model shared from an earlier run leaves "sft.loss" out); ``watch``
         adds the accuracy on the first :data:`WATCH_PAIRS` test pairs during preference training."""
         data, label = self._training_set(rung, parts)
+        name = getattr(rung, "name", rung)
+        if self.S.regime == "whole" and self.device == "cuda" and name not in self._announced:
+            from w2s_helpers.core import memory
+
+            self._announced.add(name)
+            print(memory.announce(name, self.loaded(rung).model.config, 2 * config.batch_size,
+                                  self.S.max_prompt + self.S.max_response), flush=True)
         policy = self.base_policy(rung)
         sft_key = self._key(rung, config.replace(loss="sft", beta=0.0, gamma=0.0, alpha=0.0, po_lr=0.0,
                                                  po_epochs=0), parts)

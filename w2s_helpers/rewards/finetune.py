@@ -80,10 +80,6 @@ def _trainer_class():
             self.alpha = alpha
             super().__init__(*args, **kwargs)
 
-        def _set_signature_columns_if_needed(self):
-            if self._signature_columns is None:
-                self._signature_columns = ["chosen_ids", "rejected_ids", "soft_label", "gt_label"]
-
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             soft, gt = inputs.pop("soft_label"), inputs.pop("gt_label")
             outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
@@ -112,13 +108,24 @@ class FinetuneConfig:
     alpha: float = 0.0          # explicit-conflict weight (0 = none)
     use_cpu: bool = False       # force the CPU even when a GPU is visible
     bf16: bool = False          # bf16 mixed precision (GPUs)
+    checkpointing: bool = False # activation checkpointing: recompute activations in the backward pass
+                                # (about 20% slower; activations shrink to one layer's plus each layer's input)
+    grad_accum: int = 1         # gradient accumulation: batch_size per step per device x grad_accum per update
     log_every: int = 10         # trainer log lines every this many steps
 
 
 def make_trainer(loaded, dataset, config: FinetuneConfig, output_dir: str | None = None):
-    """A configured :class:`W2SRewardTrainer` for a ``head="reward"`` model."""
+    """A configured :class:`W2SRewardTrainer` for a ``head="reward"`` model.
+
+    Refuses to build one that transformers would silently wrap in ``nn.DataParallel``
+    (:func:`w2s_helpers.core.models.refuse_data_parallel`)."""
     import datasets
     from trl import RewardConfig
+
+    from w2s_helpers.core.models import refuse_data_parallel
+
+    if not config.use_cpu:
+        refuse_data_parallel()
 
     datasets.disable_progress_bars()  # trl's length filter would print a bar per run
 
@@ -131,7 +138,9 @@ def make_trainer(loaded, dataset, config: FinetuneConfig, output_dir: str | None
         max_length=config.max_length,
         seed=config.seed,
         bf16=config.bf16,
-        activation_checkpointing=False,
+        activation_checkpointing=config.checkpointing,
+        gradient_accumulation_steps=config.grad_accum,
+        remove_unused_columns=False,        # keep soft_label and gt_label for the collator (public API)
         use_cpu=config.use_cpu,
         report_to="none",
         save_strategy="no",

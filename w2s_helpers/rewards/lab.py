@@ -78,7 +78,9 @@ def fit_settings(profile: Profile, regime: str) -> dict[str, object]:
 
         cfg = dataclasses.asdict(finetune.FinetuneConfig(lr=profile.lr, batch_size=profile.batch_size,
                                                          epochs=profile.epochs, max_length=profile.features.max_length))
-        out |= {"finetune": {k: v for k, v in cfg.items() if k not in ("seed", "alpha", "use_cpu", "bf16", "log_every")}}
+        out |= {"finetune": {k: v for k, v in cfg.items() if k not in ("seed", "alpha", "use_cpu", "bf16", "log_every",
+                                                                        "checkpointing")
+                             and not (k == "grad_accum" and v == 1)}}     # (the keys saved before it existed)
     else:
         raise ValueError(f"regime must be 'probe', 'top_blocks' or 'finetune', got {regime!r}")
     return out
@@ -305,6 +307,10 @@ class AdaptLab(Lab):
                                       epochs=self.profile.epochs, max_length=n, seed=seed, alpha=alpha,
                                       use_cpu=device == "cpu", bf16=device == "cuda" and self.precision == "bfloat16",
                                       log_every=max(1, len(pairs) // self.profile.batch_size))
+        if device == "cuda":
+            from w2s_helpers.core import memory
+
+            print(memory.announce(rung, rm.model.config, 2 * cfg.batch_size, n, weight_bytes=4), flush=True)
         finetune.make_trainer(rm, ds, cfg).train()
         if work.enabled():  # forward + backward ~ 3 forwards of the whole model over both sides
             n_tok = cfg.epochs * sum(len(a) + len(b) for a, b in zip(ds["chosen_ids"], ds["rejected_ids"]))
