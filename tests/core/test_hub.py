@@ -63,3 +63,28 @@ def test_hub_fails_fast_without_network(tmp_path, monkeypatch):
     with pytest.raises(hub.HubUnavailableError, match="no connection"):
         hub.build_hub_splits(tmp_path / "out")
     assert time.perf_counter() - t0 < 10
+
+
+def test_hub_rungs_prefetch_fails_fast_offline_and_downloads_when_online(tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+
+    from w2s_helpers.core import models
+    from w2s_helpers.course import cli
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    with pytest.raises(hub.HubUnavailableError, match="gpt2"):
+        models.prefetch_hub("gpt2")
+    assert cli.main(["fetch", "--profile", "paper-opt"]) == 1          # the OPT variant: hub rungs only
+    assert "Cannot reach the Hugging Face hub" in capsys.readouterr().err
+    assert time.perf_counter() - t0 < 20
+    with pytest.raises(ValueError, match="not a hub rung"):
+        models.prefetch_hub("smollm2-135m")
+    local = models.Rung("stand-in", "hub", "gpt2", 1, causal=True, hub_id=str(tmp_path))
+    assert models.prefetch_hub(local) == str(tmp_path)                  # a local folder: nothing to fetch
+    calls = []
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda repo_id, allow_patterns: calls.append((repo_id, allow_patterns)) or str(tmp_path))
+    assert models.prefetch_hub("opt-125m") == str(tmp_path)
+    assert calls == [("facebook/opt-125m", models.HUB_FILES)]

