@@ -66,3 +66,23 @@ def test_closed_form_adam_matches_torch_adam_on_the_course_loss(alpha):
     ours = heads.fit_pairwise_head(diff, label, l2=0.1, gt_label=gt if alpha else None, alpha=alpha,
                                    steps=200, lr=0.05, solver="adam")
     torch.testing.assert_close(ours, w.detach(), atol=1e-5, rtol=1e-4)
+
+
+def test_trace_adam_is_the_adam_fit_with_a_record():
+    import torch
+
+    from w2s_helpers.rewards import heads
+
+    g = torch.Generator().manual_seed(0)
+    diff = torch.randn(200, 8, generator=g)
+    truth = diff @ torch.randn(8, generator=g) > 0
+    label, gt = truth.float() * 0.8 + 0.1, truth.float()
+    held = torch.randn(100, 8, generator=g)
+    for alpha in (0.0, 0.5):
+        w, h = heads.trace_adam(diff, label, l2=1e-2, gt_label=gt, alpha=alpha, steps=120, every=10,
+                                watch={"held": (held, torch.ones(100, dtype=torch.bool))})
+        same = heads.fit_pairwise_head(diff, label, l2=1e-2, gt_label=gt if alpha else None, alpha=alpha,
+                                       steps=120, solver="adam")
+        assert torch.equal(w, same)
+        assert h["step"] == list(range(10, 121, 10)) and len(h["loss"]) == len(h["accuracy held"]) == 12
+        assert h["loss"][-1] < h["loss"][0] and all(0 <= a <= 1 for a in h["accuracy held"])

@@ -315,3 +315,23 @@ def training_curves(histories, title: str, smooth: int = 5):
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def training_watch(histories, title: str):
+    """Training records of a few runs side by side, one panel per recorded quantity.
+
+    histories: {run name: {"step": [k], "loss": [k], "accuracy <name>": [k], ...}}, as
+    :func:`w2s_helpers.rewards.heads.trace_adam` returns them."""
+    _style()
+    keys = [k for k in next(iter(histories.values())) if k != "step"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.7 * len(keys), 3.3), squeeze=False)
+    for i, (name, h) in enumerate(histories.items()):
+        for ax, key in zip(axes[0], keys):
+            ax.plot(h["step"], h[key], color=f"C{i}", label=name)
+    for ax, key in zip(axes[0], keys):
+        ax.set_title(key if key != "loss" else "training loss", fontsize=10)
+        ax.set_xlabel("step")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig

@@ -69,7 +69,38 @@ def fit_head_adam(diff: torch.Tensor, target: Callable[[torch.Tensor, int], torc
     return _adam(diff, None, l2, gt_label, alpha, steps, lr, target=target)
 
 
-def _adam(diff, label, l2, gt_label, alpha, steps, lr, betas=(0.9, 0.999), eps=1e-8, target=None) -> torch.Tensor:
+def trace_adam(diff: torch.Tensor, label: torch.Tensor, l2: float = 1e-2, gt_label: torch.Tensor | None = None,
+               alpha: float = 0.0, steps: int = 300, lr: float = 0.05, every: int = 10,
+               watch: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+               ) -> tuple[torch.Tensor, dict[str, list[float]]]:
+    """:func:`fit_pairwise_head`'s Adam path (the same w [H]), with a record every ``every`` steps
+    and at the last: "step", "loss" (the training objective: pairwise loss, the explicit term,
+    the L2 penalty) and, for each ``watch[name] = (diff [M, H], chosen_first [M] bool)``, the
+    head's accuracy on those pairs, "accuracy <name>" (right: delta > 0 where chosen_first)."""
+    if alpha and gt_label is None:
+        raise ValueError("the explicit-conflict term (alpha > 0) needs gt_label")
+    history: dict[str, list[float]] = {"step": [], "loss": []}
+    for name in watch or {}:
+        history[f"accuracy {name}"] = []
+
+    def record(t, w):
+        if t % every and t != steps:
+            return
+        delta = diff @ w
+        mask = ((delta >= 0).to(diff.dtype) != gt_label).to(diff.dtype) if alpha else 0.0
+        loss = losses.pairwise_loss(delta, label) + l2 * float((w**2).sum())
+        if alpha:
+            loss = loss + alpha * float((mask * losses.pairwise_bce_per_pair(delta, 1 - gt_label)).mean())
+        history["step"].append(t)
+        history["loss"].append(float(loss))
+        for name, (x, first) in (watch or {}).items():
+            history[f"accuracy {name}"].append(float(((x @ w > 0) == first.bool()).float().mean()))
+
+    return _adam(diff, label, l2, gt_label, alpha, steps, lr, on_step=record), history
+
+
+def _adam(diff, label, l2, gt_label, alpha, steps, lr, betas=(0.9, 0.999), eps=1e-8, target=None,
+          on_step=None) -> torch.Tensor:
     """Full-batch Adam on the pairwise objective with the gradient written out.
 
     d/d delta of BCE(sigma(delta), y) is sigma(delta) - y, so with g_i the per-pair derivative
@@ -93,6 +124,8 @@ def _adam(diff, label, l2, gt_label, alpha, steps, lr, betas=(0.9, 0.999), eps=1
         v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
         denom = (v.sqrt() / (1 - b2**t) ** 0.5).add_(eps)
         w.addcdiv_(m, denom, value=-lr / (1 - b1**t))
+        if on_step is not None:
+            on_step(t, w)
     return w
 
 
