@@ -46,9 +46,12 @@ course: models         ## execute every chapter with papermill into build/$(PROF
 	$(BIN)/python -m w2s_helpers run --profile $(PROFILE) --task $(TASK) --out build $(if $(BONUS),--bonus) \
 		$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(SIZES),--sizes $(SIZES)) $(RUN_ARGS)
 
-test: setup            ## the test suite (CI runs exactly this)
+test: setup            ## the test suite (CI runs exactly this), then the chapters' checked outputs (nbval)
 	$(BIN)/python -m w2s_helpers fetch --profile ci
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m w2s_helpers references --prepare build/nbval
+	$(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-kernel-name w2s-course \
+		--nbval-sanitize-with tests/nbval/sanitize.cfg build/nbval
 
 bench: setup           ## benchmarks (ratios against baselines measured in the same run)
 	$(BIN)/python bench/bench_features.py

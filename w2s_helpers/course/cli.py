@@ -1,4 +1,4 @@
-"""Command line: ``python -m w2s_helpers {check,kernel,fetch,build-data,run,exercises,results}``."""
+"""Command line: ``python -m w2s_helpers {check,kernel,fetch,build-data,run,exercises,results,references}``."""
 
 from __future__ import annotations
 
@@ -48,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     pub = sub.add_parser("results", help="publish the executed chapters of build/<profile>/ to results/<profile>/")
     pub.add_argument("--profile", default="laptop")
     pub.add_argument("--build", default="build", help="where `run` wrote the executed chapters (default: build)")
+
+    ref = sub.add_parser("references", help="record the ci outputs CI compares (tests/nbval/references.json), "
+                                            "or --prepare the notebooks nbval executes")
+    ref.add_argument("--build", default="build", help="where `run --profile ci` wrote the executed chapters")
+    ref.add_argument("--prepare", default=None, metavar="DIR", help="write the notebooks nbval executes to DIR")
 
     args = parser.parse_args(argv)
     if args.cmd == "check":
@@ -100,6 +105,21 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if not stale:
             print("the learner copies are up to date")
+        return 0
+    if args.cmd == "references":
+        from w2s_helpers.course import references
+
+        try:
+            if args.prepare:
+                for path in references.prepare(args.prepare):
+                    print(f"prepared {path}")
+            else:
+                refs = references.record(args.build)
+                print(f"recorded {sum(map(len, refs.values()))} checked outputs of {len(refs)} chapters in "
+                      f"{references.REFERENCES.relative_to(references.REPO_ROOT)}")
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         return 0
     if args.cmd == "results":
         from w2s_helpers.core.paths import REPO_ROOT
