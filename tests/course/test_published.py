@@ -13,7 +13,9 @@ def _executed(path_in_output: str) -> dict:
                                            "metadata": {"tags": list(tags), "papermill": {"duration": 1.2}},
                                            "source": [src], "outputs": outputs}
     stream = lambda text: {"output_type": "stream", "name": "stdout", "text": [text]}
-    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {"papermill": {"parameters": {"OUT_DIR": path_in_output}}},
+    return {"nbformat": 4, "nbformat_minor": 5,
+            "metadata": {"papermill": {"parameters": {"OUT_DIR": path_in_output}},
+                         "w2s_run": {"machine": "a test CPU, 2 cores, float32", "profile": "ci", "finished": "2026-12-02"}},
             "cells": [code("PROFILE = 'ci'", [], ["parameters"]),
                       code("print(x)", [stream(f"saved to {path_in_output}/claims.csv\n"),
                                         {"output_type": "execute_result", "execution_count": 3, "metadata": {},
@@ -79,3 +81,15 @@ def test_figures_shrink_and_stay_pictures():
     image = Image.open(io.BytesIO(base64.b64decode(small)))
     assert image.size == Image.open(buf).size and image.mode == "P" and len(small) < len(b64)
     assert published.shrink_png(small) == small
+
+
+def test_where_it_ran_comes_from_the_runners_stamp(tmp_path):
+    nb = _executed("x")
+    assert published.ran_on(nb) == "a test CPU, 2 cores, float32, 2026-12-02"
+    del nb["metadata"]["w2s_run"]
+    with pytest.raises(ValueError, match="python -m w2s_helpers run"):
+        published.ran_on(nb)
+    (tmp_path / "ci").mkdir()
+    (tmp_path / "ci" / "00_x.ipynb").write_text(json.dumps(nb))
+    with pytest.raises(ValueError, match="00_x.ipynb: no record"):
+        published.write("ci", tmp_path)

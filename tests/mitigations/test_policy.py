@@ -39,6 +39,8 @@ def test_the_direct_pipeline_reads_chapter_4s_runs(tiny_hub_folders, isolated_ca
     S, cfg = lab.S, pipes.config("dpo", 0)
     # chapter 4's calls, as the notebook makes them
     labels = lab.run(S.weak, cfg, [("gt", None, True)], score=("w2s", "test"), keep=True).correct("w2s", "dpo")
+    assert not pipes.ready(["dpo"], [0])                     # weak runs alone: chapter 4 only began
+    lab.run(S.strong, cfg, [("w2s", None, True)], keep=True)
     nc = lab.run(S.strong, cfg, [("w2s", None, labels)], keep=True)
     imp = lab.run(S.strong, cfg, [("w2s", None, labels), ("helpful", None, True)], keep=True)
     assert pipes.ready(["dpo"], [0]) and not pipes.ready(["dpo"], [1])
@@ -70,3 +72,22 @@ def test_the_chain_labellers_and_a_filtered_students_data(tiny_hub_folders, isol
     assert pipes.pipeline("simpo", 0, ("w2s", idx[:0], chain[:0])) == {}
     with pytest.raises(ValueError, match="settings"):
         pipes.parts(("w2s", idx, chain[keep]), "explicit", 0)
+
+
+def test_a_tiny_kept_set_gets_no_empty_helpful_part(tiny_hub_folders, isolated_cache):
+    lab, pipes = _pipes(tiny_hub_folders)
+    one = ("w2s", torch.tensor([2]), torch.tensor([True]))
+    share = lab.S.n_helpful / (lab.S.n_helpful + lab.S.n_train)             # 1/3: one kept pair rounds to 0
+    assert filtering.helpful_count(1, share, available=lab.S.n_helpful) == 0
+    assert pipes.parts(one, "implicit", seed=0) == [one]
+    assert set(pipes.pipeline("dpo", 0, one)) == set(SETTINGS)                 # trains, no crash
+
+
+def test_an_intermediate_that_is_the_strong_rung_is_chapter_4s_student_rescored(tiny_hub_folders, isolated_cache):
+    lab, pipes = _pipes(tiny_hub_folders)
+    labels = pipes.weak_labels("simpo", 0)
+    mid = pipes.intermediate("simpo", 0)                                     # mid == strong in _pipes
+    direct = pipes.student("simpo", 0, "no_conflict", ("w2s", None, labels))
+    again = lab.rescore(lab.S.strong, pipes.config("simpo", 0), [("w2s", None, labels)], "test")
+    assert torch.equal(again.logps["test"], direct.logps["test"])             # the same policy
+    assert mid.logps["gt"].shape == (lab.S.n_train, 2)

@@ -10,7 +10,7 @@ Per device, for a model of P parameters of which T train (all of them, or LoRA's
     activations  per layer and token, about h x (34 + 5 a s / h) bytes at 16 bits (Korthikanti et
                  al., 2022, for a transformer layer without recomputation), scaled to the compute
                  dtype; with activation checkpointing, 2 x h bytes per layer and token (each layer's
-                 input) plus one layer's full activations
+                 input) plus one layer's full activations; and the logits, tokens x vocab x 4 bytes
 
 FSDP full-shard divides weights, gradients and optimiser state by the number of devices; DDP
 replicates them. Activations depend on the batch per device, never on the device count. The
@@ -33,6 +33,7 @@ class Shape:
     layers: int
     hidden: int
     heads: int
+    vocab: int = 0             # the logits [batch, seq, vocab] in fp32 count among the activations
 
     @staticmethod
     def of(config) -> "Shape":
@@ -49,15 +50,15 @@ class Shape:
         attention = 2 * hidden * hidden + 2 * hidden * (hidden * kv // heads)
         embeddings = vocab * hidden * (1 if getattr(config, "tie_word_embeddings", True) else 2)
         params = layers * (attention + mlp * hidden * inner) + embeddings    # biases and norms left out
-        return Shape(params / 1e6, layers, hidden, heads)
+        return Shape(params / 1e6, layers, hidden, heads, vocab)
 
 
 SHAPES = {   # the paper's models (published configurations)
-    "gpt2": Shape(124, 12, 768, 12), "gpt2-medium": Shape(355, 24, 1024, 16),
-    "gpt2-large": Shape(774, 36, 1280, 20), "gpt2-xl": Shape(1558, 48, 1600, 25),
-    "opt-125m": Shape(125, 12, 768, 12), "opt-350m": Shape(331, 24, 1024, 16), "opt-1.3b": Shape(1316, 24, 2048, 32),
-    "opt-2.7b": Shape(2652, 32, 2560, 32), "opt-6.7b": Shape(6658, 32, 4096, 32),
-    "mistral-7b": Shape(7242, 32, 4096, 32),
+    "gpt2": Shape(124, 12, 768, 12, 50257), "gpt2-medium": Shape(355, 24, 1024, 16, 50257),
+    "gpt2-large": Shape(774, 36, 1280, 20, 50257), "gpt2-xl": Shape(1558, 48, 1600, 25, 50257),
+    "opt-125m": Shape(125, 12, 768, 12, 50272), "opt-350m": Shape(331, 24, 1024, 16, 50272),
+    "opt-1.3b": Shape(1316, 24, 2048, 32, 50272), "opt-2.7b": Shape(2652, 32, 2560, 32, 50272),
+    "opt-6.7b": Shape(6658, 32, 4096, 32, 50272), "mistral-7b": Shape(7242, 32, 4096, 32, 32000),
 }
 
 
@@ -82,6 +83,7 @@ def estimate(shape: Shape, batch: int, seq_len: int, weight_bytes: int = 4, trai
         acts = shape.layers * tokens * shape.hidden * weight_bytes + full_layer
     else:
         acts = shape.layers * full_layer
+    acts += tokens * shape.vocab * 4                      # the logits, upcast to fp32 for the loss
     out = {"weights": weights, "gradients": grads, "optimiser": optim, "activations": acts}
     out = {k: v / GIB for k, v in out.items()}
     out["total"] = sum(out.values())

@@ -248,7 +248,18 @@ def _convert_gguf(rung: Rung, gguf: Path, target: Path) -> None:
         (tmp / "w2s_source.json").write_text(json.dumps({"rung": rung.name, "sha256": rung.sha256, "gguf": gguf.name}))
 
 
-HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*", "merges.txt", "vocab.*"]
+HUB_FILES = ["*.json", "*.txt", "*.model", "tokenizer*", "merges.txt", "vocab.*"]   # config and tokenizer
+
+
+def hub_weight_patterns(files: list[str]) -> list[str]:
+    """The weight files to fetch from a hub repository's file list: safetensors when it has them,
+    else PyTorch ``.bin`` shards (the OPT repositories hold only those). Raises ``ValueError``
+    when it has neither."""
+    if any(f.endswith(".safetensors") for f in files):
+        return ["*.safetensors"]
+    if any(f.endswith(".bin") and "pytorch_model" in f for f in files):
+        return ["pytorch_model*.bin", "*.bin.index.json"]
+    raise ValueError(f"no weight file (safetensors or pytorch_model*.bin) among {len(files)} files")
 
 
 def prefetch_hub(name: str | Rung) -> str:
@@ -261,12 +272,16 @@ def prefetch_hub(name: str | Rung) -> str:
         raise ValueError(f"{rung.name} is not a hub rung (source {rung.source!r}): use prepare()")
     if Path(rung.hub_id).is_dir():
         return rung.hub_id
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import HfApi, snapshot_download
 
     from w2s_helpers.core.hub import require_hub
 
     require_hub(f"{rung.name} ({rung.hub_id})")
-    return snapshot_download(rung.hub_id, allow_patterns=HUB_FILES)
+    weights = hub_weight_patterns(HfApi().list_repo_files(rung.hub_id))
+    folder = snapshot_download(rung.hub_id, allow_patterns=HUB_FILES + weights)
+    if not any(Path(folder).glob(p) for p in weights):
+        raise RuntimeError(f"{rung.name}: the download of {rung.hub_id} holds no weight file ({weights})")
+    return folder
 
 
 def prepare(name: str | Rung, install_missing: bool = False) -> str:

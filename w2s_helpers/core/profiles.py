@@ -133,7 +133,8 @@ PROFILES["paper-opt"] = PROFILES["paper"].replace(
     name="paper-opt", ladder=OPT_LADDER,
     po=dataclasses.replace(PROFILES["paper"].po, weak="opt-125m", strong="opt-6.7b", mid="opt-1.3b"),
     description="the paper's scale on its second family: the OPT ladder from the hub (125M to 6.7B; the 6.7B "
-                "policy needs FSDP over several GPUs or LoRA, see core.memory)")
+                "policy needs FSDP over several GPUs or LoRA, see core.memory; neither is wired into the course's "
+                "policy training yet)")
 
 
 SIZES_ENV = "W2S_SIZES"   # e.g. "n_train=150,n_test=120": the documented way to fit a profile to a smaller data folder

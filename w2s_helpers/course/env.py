@@ -79,3 +79,24 @@ def system_report() -> dict[str, Any]:
     if torch.cuda.is_available():
         info["cuda_name"] = torch.cuda.get_device_name(0)
     return info
+
+
+def machine_line() -> str:
+    """One line naming this machine for a published run: the CPU model and cores, the GPUs if
+    any, and the precision "auto" chooses here."""
+    import torch
+
+    from w2s_helpers.core.models import resolve_device
+    from w2s_helpers.core.precision import explain
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    line = f"{cpu}, {os.cpu_count()} cores"
+    if torch.cuda.is_available():
+        line += f", {torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    return line + f", {explain('auto', resolve_device('auto')).dtype}"
+

@@ -6,7 +6,8 @@
 A published copy keeps every table, figure and printed line of the executed chapter, with four
 changes:
 
-- a banner cell on top: the profile, the machine and date it ran on (from the executed copy), and
+- a banner cell on top: the profile, the machine and date it ran on (the runner's stamp in the
+  executed copy's metadata; a copy without one is refused), and
   the notice that it quotes a few HH-RLHF pairs (Anthropic, MIT licence) with a content warning;
 - the outputs of cells tagged ``example-browser`` (pages of raw pairs to read through) are
   cleared, with a note saying how to browse them;
@@ -70,10 +71,21 @@ def shrink_png(b64: "str | list[str]", colors: int = 128) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def ran_on(executed: dict) -> str:
+    """Where and when the chapter ran, from the runner's stamp (``metadata.w2s_run``). Raises
+    ``ValueError`` for a copy without it (not executed through ``python -m w2s_helpers run``, or
+    stopped before it finished)."""
+    run = executed.get("metadata", {}).get("w2s_run")
+    if not run:
+        raise ValueError("no record of where it ran (metadata.w2s_run): execute it with "
+                         "`python -m w2s_helpers run` (make course) and let it finish")
+    return f"{run['machine']}, {run['finished']}"
+
+
 def publish(executed: dict, profile: str, ran_on: str) -> dict:
     """A published copy (a new notebook dict) of an executed chapter ``executed`` (nbformat 4 JSON).
 
-    ran_on: one line naming the machine and the date, shown in the banner.
+    ran_on: one line naming the machine and the date, shown in the banner (:func:`ran_on`).
     Raises ``ValueError`` if a cell holds an error output."""
     nb = json.loads(json.dumps(executed))
     for i, cell in enumerate(nb["cells"]):
@@ -110,33 +122,38 @@ def publish(executed: dict, profile: str, ran_on: str) -> dict:
     return json.loads(scrub(json.dumps(nb, ensure_ascii=False)))
 
 
-def write(profile: str, build: str | Path = "build", ran_on: str | None = None) -> list[Path]:
+def write(profile: str, build: str | Path = "build") -> list[Path]:
     """Publish every executed chapter of ``build/<profile>/`` to ``results/<profile>/`` and write
-    its README (the chapters, where they ran). Returns the written paths."""
-    import platform
-    import time
-
+    its README (the chapters, where each ran). Returns the written paths; raises ``ValueError``
+    naming a chapter that failed or carries no record of where it ran."""
     src = Path(build) / profile
     if not src.is_absolute():
         src = REPO_ROOT / src
     chapters = sorted(p for p in src.glob("[0-9][0-9]*_*.ipynb"))
     if not chapters:
         raise FileNotFoundError(f"no executed chapters in {scrub(str(src))}: run `make course PROFILE={profile}` first")
-    ran_on = ran_on or f"{platform.machine()} CPU ({os.cpu_count()} cores), {time.strftime('%Y-%m-%d')}"
     out_dir = RESULTS / profile
+    prepared = []
+    for path in chapters:
+        executed = json.loads(path.read_text())
+        try:
+            where = ran_on(executed)
+            prepared.append((path.name, where, publish(executed, profile, where)))
+        except ValueError as e:
+            raise ValueError(f"{path.name}: {e}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in chapters:
-        nb = publish(json.loads(path.read_text()), profile, ran_on)
-        dst = out_dir / path.name
+    for name, _, nb in prepared:
+        dst = out_dir / name
         atomic_write_bytes(dst, (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
         written.append(dst)
     lines = [f"# Published runs at profile `{profile}`", "",
-             f"Executed chapters with every output, {ran_on}; regenerate with `make course PROFILE={profile}` "
-             f"and `python -m w2s_helpers results --profile {profile}`. They quote a few HH-RLHF pairs (Anthropic, "
+             f"Executed chapters with every output; regenerate with `make course PROFILE={profile}` and "
+             f"`python -m w2s_helpers results --profile {profile}`. They quote a few HH-RLHF pairs (Anthropic, "
              "MIT licence; content warning: harmful requests). No data file is committed.", "",
-             "| chapter | size |", "| --- | --- |"]
-    lines += [f"| [{p.stem}]({p.name}) | {p.stat().st_size / 1024:.0f} KiB |" for p in written]
+             "| chapter | ran on | size |", "| --- | --- | --- |"]
+    lines += [f"| [{dst.stem}]({dst.name}) | {where} | {dst.stat().st_size / 1024:.0f} KiB |"
+              for dst, (_, where, _) in zip(written, prepared)]
     readme = out_dir / "README.md"
     atomic_write_bytes(readme, ("\n".join(lines) + "\n").encode())
     return written + [readme]

@@ -158,7 +158,20 @@ def run_chapter(notebook: Path, profile: str, out_dir: Path, timeout: int = 3600
                 os.environ.pop(PROGRESS_ENV, None)
             else:
                 os.environ[PROGRESS_ENV] = before
+    stamp(out, profile)
     return out
+
+
+def stamp(executed: Path, profile: str) -> None:
+    """Record in a finished chapter's metadata where and when it ran (``w2s_run``: machine, date,
+    profile), so a published copy names the machine that ran it, not the one that publishes it."""
+    from w2s_helpers.core.store import atomic_write_bytes
+    from w2s_helpers.course.env import machine_line
+
+    nb = json.loads(Path(executed).read_text(encoding="utf-8"))
+    nb.setdefault("metadata", {})["w2s_run"] = {"machine": machine_line(), "profile": profile,
+                                                "finished": time.strftime("%Y-%m-%d")}
+    atomic_write_bytes(Path(executed), (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
 
 
 class ChapterFailed(RuntimeError):

@@ -75,8 +75,10 @@ class PolicyPipelines:
         return self.lab.run(self.S.strong, self.config(loss, seed + 1000), [("w2s", None, self.weak_labels(loss, seed))])
 
     def ready(self, losses: Sequence[str], seeds: Sequence[int]) -> bool:
-        """Whether chapter 4's weak policies are in the cache (so chapter 4 has run at this profile)."""
+        """Whether chapter 4's weak policies and strong ceilings are in the cache (so chapter 4 has
+        run at this profile, not only begun)."""
         return all(self.lab.cached(self.S.weak, self.config(loss, seed), [("gt", None, True)], ("w2s", "test"))
+                   and self.lab.cached(self.S.strong, self.config(loss, seed), [("w2s", None, True)])
                    for loss in losses for seed in seeds)
 
     # -- the labellers of the mitigations ---------------------------------------------------------
@@ -89,9 +91,13 @@ class PolicyPipelines:
 
     def intermediate(self, loss: str, seed: int):
         """The chain's intermediate I: the ``mid`` rung on W's labels of D_w2s (no conflict),
-        scored on D_gt, which it then labels for the strong student."""
-        return self.lab.run(self.mid, self.config(loss, seed), [("w2s", None, self.weak_labels(loss, seed))],
-                            score=("gt", "test"))
+        scored on D_gt, which it then labels for the strong student. When ``mid`` is the strong
+        rung, I is chapter 4's no-conflict student itself, rescored on D_gt (nothing trains)."""
+        parts = [("w2s", None, self.weak_labels(loss, seed))]
+        if self.mid == self.S.strong:
+            self.student(loss, seed, "no_conflict", parts[0])            # chapter 4's, kept
+            return self.lab.rescore(self.S.strong, self.config(loss, seed), parts, "gt")
+        return self.lab.run(self.mid, self.config(loss, seed), parts, score=("gt", "test"))
 
     def chain_labels(self, loss: str, seed: int) -> torch.Tensor:
         """bool [n_train]: I's hard labels of D_gt."""
@@ -112,7 +118,8 @@ class PolicyPipelines:
                 share = n_pool / (n_pool + len(self.lab.pools["w2s"]))
                 n_help = filtering.helpful_count(len(idx), share, available=n_pool)
                 pick = torch.randperm(n_pool, generator=torch.Generator().manual_seed(seed))[:n_help]
-                out.append(("helpful", pick.sort().values, True))
+                if n_help:                        # a tiny kept set may round to no helpful pair
+                    out.append(("helpful", pick.sort().values, True))
         elif setting != "no_conflict":
             raise ValueError(f"policy pipelines run the settings {SETTINGS}, got {setting!r}")
         return out
