@@ -125,13 +125,16 @@ def main(argv: list[str] | None = None) -> int:
         from w2s_helpers.core.paths import REPO_ROOT
         from w2s_helpers.course.published import write as publish_all
 
+        skipped: list[str] = []
         try:
-            written = publish_all(args.profile, args.build)
+            written = publish_all(args.profile, args.build, skipped)
         except (FileNotFoundError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
         for path in written:
             print(f"wrote {path.relative_to(REPO_ROOT)} ({path.stat().st_size / 1024:.0f} KiB)")
+        for name in skipped:
+            print(f"skipped {name}: not a finished run (no stamp from `python -m w2s_helpers run`)")
         return 0
     if args.cmd == "run":
         from w2s_helpers.course.runner import ChapterFailed, run_all

@@ -122,10 +122,11 @@ def publish(executed: dict, profile: str, ran_on: str) -> dict:
     return json.loads(scrub(json.dumps(nb, ensure_ascii=False)))
 
 
-def write(profile: str, build: str | Path = "build") -> list[Path]:
-    """Publish every executed chapter of ``build/<profile>/`` to ``results/<profile>/`` and write
-    its README (the chapters, where each ran). Returns the written paths; raises ``ValueError``
-    naming a chapter that failed or carries no record of where it ran."""
+def write(profile: str, build: str | Path = "build", skipped: list[str] | None = None) -> list[Path]:
+    """Publish every finished chapter of ``build/<profile>/`` to ``results/<profile>/`` and write
+    its README (the chapters, where each ran). Returns the written paths. A copy without the
+    runner's stamp (still running, stopped, or not run through the runner) is left out and named
+    in ``skipped`` (a list to append to); a copy with an error output raises ``ValueError``."""
     src = Path(build) / profile
     if not src.is_absolute():
         src = REPO_ROOT / src
@@ -136,11 +137,17 @@ def write(profile: str, build: str | Path = "build") -> list[Path]:
     prepared = []
     for path in chapters:
         executed = json.loads(path.read_text())
+        if not executed.get("metadata", {}).get("w2s_run"):
+            if skipped is not None:
+                skipped.append(path.name)
+            continue
         try:
             where = ran_on(executed)
             prepared.append((path.name, where, publish(executed, profile, where)))
         except ValueError as e:
             raise ValueError(f"{path.name}: {e}") from None
+    if not prepared:
+        raise ValueError(f"no finished chapter in {scrub(str(src))} (none carries the runner's stamp)")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, _, nb in prepared:
