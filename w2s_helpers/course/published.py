@@ -39,11 +39,16 @@ def machine_paths() -> list[tuple[str, str]]:
     """(path, replacement) pairs, the longest paths first so a nested one is replaced whole."""
     from w2s_helpers.core.store import cache_root
 
+    from w2s_helpers.core.data import resolve_data_dir
+
     pairs = [(str(REPO_ROOT), "."), (str(Path.home()), "~"), (str(cache_root()), "<cache>")]
-    data = os.environ.get("W2S_DATA_DIR")
-    if data:
-        pairs.append((str(Path(data).resolve()), "<data>"))
-        pairs.append((data, "<data>"))
+    data = [os.environ.get("W2S_DATA_DIR", "")]
+    try:
+        data.append(str(resolve_data_dir()))            # the default folder beside the checkout, too
+    except FileNotFoundError:
+        pass
+    for d in filter(None, data):
+        pairs += [(str(Path(d).resolve()), "<data>"), (d, "<data>")]
     pairs = [(p, r) for p, r in pairs if p and p not in ("/", ".")]
     return sorted(set(pairs), key=lambda pr: -len(pr[0]))
 
