@@ -37,9 +37,8 @@ BROWSER_NOTE = ("*Output cleared in the published copy: this cell pages through 
 
 def machine_paths() -> list[tuple[str, str]]:
     """(path, replacement) pairs, the longest paths first so a nested one is replaced whole."""
-    from w2s_helpers.core.store import cache_root
-
     from w2s_helpers.core.data import resolve_data_dir
+    from w2s_helpers.core.store import cache_root
 
     pairs = [(str(REPO_ROOT), "."), (str(Path.home()), "~"), (str(cache_root()), "<cache>")]
     data = [os.environ.get("W2S_DATA_DIR", "")]
@@ -106,7 +105,6 @@ def publish(executed: dict, profile: str, ran_on: str) -> dict:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "execute_result":
                 out["execution_count"] = None
-        for out in cell.get("outputs", []):
             data = out.get("data", {})
             if "text/html" in data:                 # GitHub renders the HTML table; the text twin is a copy
                 data.pop("text/plain", None)

@@ -35,12 +35,12 @@ def tagged(nb: dict) -> list[str]:
     return [c["id"] for c in nb["cells"] if CHECK_TAG in c.get("metadata", {}).get("tags", [])]
 
 
-def _clean(outputs: list[dict]) -> list[dict]:
+def _clean(outputs: list[dict], paths: list[tuple[str, str]]) -> list[dict]:
     from w2s_helpers.course.published import scrub
 
     out = []
     for o in outputs:
-        o = json.loads(scrub(json.dumps(o)))
+        o = json.loads(scrub(json.dumps(o), paths))
         if o.get("output_type") == "execute_result":
             o["execution_count"] = None
         if "metadata" in o:
@@ -52,7 +52,10 @@ def _clean(outputs: list[dict]) -> list[dict]:
 def record(build: str | Path = "build") -> dict[str, dict[str, list]]:
     """The tagged outputs of every chapter's executed ``ci`` copy in ``build/ci/``, written to
     :data:`REFERENCES`. Raises ``FileNotFoundError`` naming a missing executed copy or cell."""
+    from w2s_helpers.course.published import machine_paths
+
     src = Path(build) / PROFILE
+    paths = machine_paths()
     refs: dict[str, dict[str, list]] = {}
     for chapter in _chapters():
         ids = tagged(json.loads(chapter.read_text()))
@@ -66,7 +69,7 @@ def record(build: str | Path = "build") -> dict[str, dict[str, list]]:
         missing = [i for i in ids if i not in cells]
         if missing:
             raise FileNotFoundError(f"{chapter.name}: cells {missing} are not in the executed copy (stale? run it again)")
-        refs[chapter.name] = {i: _clean(cells[i].get("outputs", [])) for i in ids}
+        refs[chapter.name] = {i: _clean(cells[i].get("outputs", []), paths) for i in ids}
     REFERENCES.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(REFERENCES, (json.dumps(refs, indent=1, ensure_ascii=False, sort_keys=True) + "\n").encode())
     return refs

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -173,9 +174,7 @@ class PolicyLab:
 
         from safetensors.torch import save
 
-        key = self._run_key(rung, config, parts, score, conflict)
-        path = cache_dir("policies") / f"{key}.safetensors"
-        blocks = cache_dir("policies") / f"{key}-blocks.safetensors"
+        path, blocks = self._files(rung, config, parts, score, conflict)
         if path.exists() and (blocks.exists() or not keep):
             try:
                 got = _read_run(path)
@@ -193,44 +192,51 @@ class PolicyLab:
         seconds = time.perf_counter() - t0
         tensors = {f"logps.{k}": v.contiguous() for k, v in logps.items()}
         tensors |= {f"lengths.{k}": v.contiguous() for k, v in lengths.items()}
-        tensors |= {f"history.{k}": torch.tensor(v, dtype=torch.float32) for k, v in history.items()}
+        recorded = {k: torch.tensor(v, dtype=torch.float32) for k, v in history.items()}
+        tensors |= {f"history.{k}": v for k, v in recorded.items()}
         if keep:
             # (cloned: tied weights share storage, which safetensors refuses)
             atomic_write_bytes(blocks, save({k: v.detach().cpu().contiguous().clone()
                                              for k, v in policy.state_dict().items()}))
         atomic_write_bytes(path, save(tensors, metadata={"seconds": json.dumps(seconds), "rung": getattr(rung, "name", rung),
                                                          "config": json.dumps(asdict(config))}))
-        return Run(logps, lengths, seconds, {k: torch.tensor(v, dtype=torch.float32) for k, v in history.items()})
+        return Run(logps, lengths, seconds, recorded)
+
+    def _files(self, rung, config: POConfig, parts: Sequence[Part], score: Sequence[str],
+               conflict: torch.Tensor | None) -> tuple[Path, Path]:
+        """(the run's scores file, its kept blocks file) in ``<cache>/policies``."""
+        key = self._run_key(rung, config, parts, score, conflict)
+        return cache_dir("policies") / f"{key}.safetensors", cache_dir("policies") / f"{key}-blocks.safetensors"
+
+    def _kept(self, rung, config: POConfig, parts: Sequence[Part], score: Sequence[str],
+              conflict: torch.Tensor | None) -> "TopBlocksPolicy | WholePolicy":
+        """The trained policy of a kept run, rebuilt from its stored blocks."""
+        from safetensors.torch import load_file
+
+        blocks = self._files(rung, config, parts, score, conflict)[1]
+        if not blocks.exists():
+            raise FileNotFoundError(f"no kept policy for this run ({blocks.name}); call run(..., keep=True) first")
+        policy = self.base_policy(rung)
+        policy.load_state_dict(load_file(str(blocks)))
+        return policy
 
     def cached(self, rung, config: POConfig, parts: Sequence[Part], score: Sequence[str] = ("test",),
                conflict: torch.Tensor | None = None) -> bool:
         """Whether this run is in the cache already (so :meth:`run` would load it, not train)."""
-        return (cache_dir("policies") / f"{self._run_key(rung, config, parts, score, conflict)}.safetensors").exists()
+        return self._files(rung, config, parts, score, conflict)[0].exists()
 
     def rescore(self, rung, config: POConfig, parts: Sequence[Part], pool: str, score: Sequence[str] = ("test",),
                 conflict: torch.Tensor | None = None) -> Run:
         """A kept run's log-probs on another ``pool`` (for example the weak policy's own labels
         of D_gt), from its stored top blocks; nothing is trained."""
-        from safetensors.torch import load_file
-
-        path = cache_dir("policies") / f"{self._run_key(rung, config, parts, score, conflict)}-blocks.safetensors"
-        if not path.exists():
-            raise FileNotFoundError(f"no kept policy for this run ({path.name}); call run(..., keep=True) first")
-        policy = self.base_policy(rung)
-        policy.load_state_dict(load_file(str(path)))
+        policy = self._kept(rung, config, parts, score, conflict)
         data = self.data(rung, pool)
         return Run({pool: sequence_logps(policy.eval(), data)}, {pool: pair_lengths(data.enc)}, 0.0)
 
     def policy_model(self, rung: str, config: POConfig, parts: Sequence[Part], score: Sequence[str] = ("test",),
                      conflict: torch.Tensor | None = None):
         """The whole causal LM of a kept run (for generation)."""
-        from safetensors.torch import load_file
-
-        path = cache_dir("policies") / f"{self._run_key(rung, config, parts, score, conflict)}-blocks.safetensors"
-        if not path.exists():
-            raise FileNotFoundError(f"no kept policy for this run ({path.name}); call run(..., keep=True) first")
-        policy = self.base_policy(rung)
-        policy.load_state_dict(load_file(str(path)))
+        policy = self._kept(rung, config, parts, score, conflict)
         if isinstance(policy, WholePolicy):
             return policy.lm.eval()
         return to_causal_lm(policy, self.loaded(rung).model)

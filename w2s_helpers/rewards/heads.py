@@ -87,10 +87,8 @@ def trace_adam(diff: torch.Tensor, label: torch.Tensor, l2: float = 1e-2, gt_lab
         if t % every and t != steps:
             return
         delta = diff @ w
-        mask = ((delta >= 0).to(diff.dtype) != gt_label).to(diff.dtype) if alpha else 0.0
-        loss = losses.pairwise_loss(delta, label) + l2 * float((w**2).sum())
-        if alpha:
-            loss = loss + alpha * float((mask * losses.pairwise_bce_per_pair(delta, 1 - gt_label)).mean())
+        fit = losses.explicit_conflict_loss(delta, label, gt_label, alpha) if alpha else losses.pairwise_loss(delta, label)
+        loss = fit + l2 * float((w**2).sum())
         history["step"].append(t)
         history["loss"].append(float(loss))
         for name, (x, first) in (watch or {}).items():
