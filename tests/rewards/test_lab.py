@@ -104,3 +104,37 @@ def test_pools_hash_is_the_labs_data_hash_and_ignores_the_helpful_pool():
     lab = reward_lab.Lab(profiles.get("ci"), {**pools, "helpful": [pair(5)]}, precision="float32")
     assert lab.data_hash == reward_lab.pools_hash(pools)
     assert lab.data_hash != reward_lab.pools_hash({**pools, "test": pools["test"][1:]})
+
+
+def test_a_jobs_profile_queues_fits_and_reads_them_once_trained(tiny_hub_folders, isolated_cache):
+    from w2s_helpers.rewards import jobs
+
+    rung = tiny_rung(tiny_hub_folders, "gpt2")
+    P = _tiny_profile((rung,)).replace(regime="finetune", finetune_jobs=True)
+
+    def chapter():
+        """A chapter's pattern: ceilings, then a student on the weak ceiling's labels, then the check."""
+        lab = reward_lab.build(P, verbose=False)
+        with lab.queue():
+            weak = lab.ceiling(rung, seed=0, n=4)
+            soft = torch.sigmoid(lab.margins(weak, "w2s"))
+            student = lab.fit(rung, [("w2s", torch.arange(10), soft)], seed=0, score=("test",))
+        return lab.margins(weak), lab.margins(student)
+
+    with pytest.raises(reward_lab.PendingFits, match=r"1 reward models are queued .*1 more fits need") as first:
+        chapter()
+    assert "accelerate launch --config_file configs/accelerate/ddp.yaml" in str(first.value)
+    path = next(jobs.jobs_dir().glob("*.jsonl"))
+    outside = reward_lab.build(P, verbose=False)                       # without the block: the first read stops
+    with pytest.raises(reward_lab.PendingFits, match="accelerate launch"):
+        outside.margins(outside.ceiling(rung, seed=0, n=4))
+    with pytest.raises(ValueError, match="not finite"):                # a queued fit's NaN is never saved
+        results.save_run(results.RunConfig(role="weak", model="x", profile="t"),
+                         torch.full((3,), float("nan")).numpy(), [True] * 3)
+    assert jobs.run_file(path) and len(jobs.read_jobs(path)) == 1      # round 1: the weak ceiling
+    with pytest.raises(reward_lab.PendingFits, match=r"^1 reward models are queued in [^,]*\. Train"):
+        chapter()                                                      # round 2: the student
+    assert len(jobs.run_file(path)) == 1 and len(jobs.read_jobs(path)) == 2
+    d_weak, d_student = chapter()                                      # round 3: every fit read
+    assert torch.isfinite(d_weak).all() and torch.isfinite(d_student).all()
+    assert jobs.status(jobs.read_jobs(path)) == {"finished": 2, "interrupted": 0, "not started": 0}

@@ -76,6 +76,8 @@ class Profile:
     task_rungs: tuple[str, ...] = ()  # chapter 3b: rungs measured on the arithmetic task beyond the ladder
                                       # (frozen features and zero-shot only; the deception runs use the ladder)
     po: POSettings | None = None  # chapter 4's policies
+    finetune_jobs: bool = False   # finetune regime: queue missing fits as jobs for `accelerate launch`
+                                  # (w2s_helpers/rewards/jobs.py) instead of training them in the notebook
     description: str = ""
 
     @property
@@ -121,6 +123,7 @@ PROFILES: dict[str, Profile] = {
         regime="finetune", seeds=(0, 1, 2),
         features=FeatureSpec(pooling="last", max_length=512, dtype="auto", batch_size=32, batch_tokens=16384),
         device="auto", num_threads=None, lr=1e-5, batch_size=32, epochs=1, train_frac=1.0, weak_n=None,
+        finetune_jobs=True,
         po=POSettings(weak="gpt2", strong="gpt2-large", n_train=4000, n_test=4000, n_helpful=4000,
                       max_prompt=256, max_response=256, batch_size=32, lr=1e-6, regime="whole", lora_r=0,
                       dpo_epochs=3, n_generate=5, max_new_tokens=64, seeds=(0, 1, 2), n_twins=2, mid="gpt2-medium"),

@@ -94,6 +94,10 @@ def save_run(config: RunConfig, delta: np.ndarray, correct: np.ndarray) -> Path:
     correct = np.asarray(correct, dtype=bool)
     if delta.ndim != 1 or delta.shape != correct.shape:
         raise ValueError(f"delta and correct must be 1-D of one length, got {delta.shape} and {correct.shape}")
+    if not np.isfinite(delta).all():
+        raise ValueError(f"{config.role} run of {config.model}: {int((~np.isfinite(delta)).sum())} of {len(delta)} "
+                         "margins are not finite, so it is not saved (a fit still queued as a job gives NaN: call "
+                         "lab.require_trained() before saving)")
     tensors = {
         "delta": torch.from_numpy(delta.copy()),
         "prob": torch.sigmoid(torch.from_numpy(delta.copy())),

@@ -1,4 +1,4 @@
-"""Command line: ``python -m w2s_helpers {check,kernel,fetch,build-data,run,exercises,results,references}``."""
+"""Command line: ``python -m w2s_helpers {check,kernel,fetch,build-data,run,train,exercises,results,references}``."""
 
 from __future__ import annotations
 
@@ -41,6 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--timeout", type=int, default=3600, help="limit per cell, in seconds (default 3600)")
     r.add_argument("--quiet", action="store_true", help="one line per cell only: do not echo the cells' "
                                                         "prints and progress bars")
+
+    t = sub.add_parser("train", help="train the reward-model jobs a chapter queued at a finetune_jobs profile (paper); "
+                                     "under `accelerate launch` for several GPUs (configs/accelerate/)")
+    t.add_argument("--jobs", required=True, help="the jobs file the chapter's message names")
+    t.add_argument("--save-steps", type=int, default=25, help="a checkpoint every this many updates (0: none); an "
+                                                               "interrupted job restarts from its last one")
+    t.add_argument("--grad-accum", type=int, default=1, help="accumulate gradients over this many steps per update "
+                                                              "(the global batch stays the profile's)")
+    t.add_argument("--checkpointing", action="store_true", help="activation checkpointing (less memory, ~20%% slower)")
+    t.add_argument("--status", action="store_true", help="count finished, interrupted and new jobs; train nothing")
 
     e = sub.add_parser("exercises", help="write the learner copies (solutions stubbed) to notebooks/exercises/")
     e.add_argument("--check", action="store_true", help="write nothing; exit 1 if a copy is missing or out of date")
@@ -92,6 +102,20 @@ def main(argv: list[str] | None = None) -> int:
 
         out = build_hub_splits(args.out, source=args.source, seed=args.seed)
         print(f"wrote the splits to {out}\nuse them with: export W2S_DATA_DIR={out}")
+        return 0
+    if args.cmd == "train":
+        from w2s_helpers.rewards import jobs
+
+        try:
+            queued = jobs.read_jobs(args.jobs)
+            if args.status:
+                print(", ".join(f"{v} {k}" for k, v in jobs.status(queued).items()) + f" (of {len(queued)})")
+                return 0
+            jobs.run_file(args.jobs, save_steps=args.save_steps, grad_accum=args.grad_accum,
+                          checkpointing=args.checkpointing)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         return 0
     if args.cmd == "exercises":
         from w2s_helpers.core.paths import REPO_ROOT

@@ -114,8 +114,12 @@ class FinetuneConfig:
     log_every: int = 10         # trainer log lines every this many steps
 
 
-def make_trainer(loaded, dataset, config: FinetuneConfig, output_dir: str | None = None):
+def make_trainer(loaded, dataset, config: FinetuneConfig, output_dir: str | None = None, save_steps: int = 0):
     """A configured :class:`W2SRewardTrainer` for a ``head="reward"`` model.
+
+    ``save_steps`` > 0: a checkpoint (weights, optimiser, scheduler, RNG states) in ``output_dir``
+    every that many updates, the last two kept, so ``trainer.train(resume_from_checkpoint=...)``
+    continues an interrupted run (:mod:`w2s_helpers.rewards.jobs`).
 
     Refuses to build one that transformers would silently wrap in ``nn.DataParallel``
     (:func:`w2s_helpers.core.models.refuse_data_parallel`)."""
@@ -143,7 +147,9 @@ def make_trainer(loaded, dataset, config: FinetuneConfig, output_dir: str | None
         remove_unused_columns=False,        # keep soft_label and gt_label for the collator (public API)
         use_cpu=config.use_cpu,
         report_to="none",
-        save_strategy="no",
+        save_strategy="steps" if save_steps > 0 else "no",
+        save_steps=save_steps if save_steps > 0 else 500,
+        save_total_limit=2,
         logging_steps=config.log_every,
         disable_dropout=True,
         disable_tqdm=True,

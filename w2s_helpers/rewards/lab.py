@@ -16,7 +16,11 @@ deals with slot order itself.
 - :class:`AdaptLab` ``top_blocks``: the top k blocks + head on cached activations
   (:mod:`w2s_helpers.rewards.top_blocks`).
 - :class:`AdaptLab` ``finetune``: the whole reward model through trl's RewardTrainer
-  (:mod:`w2s_helpers.rewards.finetune`); the paper's regime, for GPUs.
+  (:mod:`w2s_helpers.rewards.finetune`); the paper's regime, for GPUs. Each fit is a job
+  (:mod:`w2s_helpers.rewards.jobs`), saved once trained. At a profile with ``finetune_jobs``
+  (``paper``) a missing fit is queued instead of trained: ``lab.require_trained()`` then stops
+  the chapter with the ``accelerate launch`` command that trains the queue, and the next run of
+  the chapter reads the fits.
 
 Adapted fits score the requested pools right after training and then free the model, so
 a grid of runs does not hold a grid of models in memory.
@@ -24,15 +28,16 @@ a grid of runs does not hold a grid of models in memory.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import time
 from dataclasses import dataclass, field
-from typing import Sequence, Union
+from typing import Iterator, Sequence, Union
 
 import torch
 
-from w2s_helpers.core import data, features, models, work
+from w2s_helpers.core import data, features, models
 from w2s_helpers.core.data import PreferencePair
 from w2s_helpers.core.pools import draw_pools
 from w2s_helpers.core.profiles import Profile
@@ -117,6 +122,11 @@ class Fitted:
     regime: str
     w: torch.Tensor | None = None
     scores: dict[str, torch.Tensor] = field(default_factory=dict)
+    pending: str = ""     # the key of a queued job whose fit is not trained yet (finetune_jobs)
+
+
+class PendingFits(RuntimeError):
+    """Fits are queued as jobs and not trained yet (a profile with ``finetune_jobs``)."""
 
 
 def _labels(parts: Sequence[Part]) -> torch.Tensor:
@@ -140,6 +150,9 @@ class Lab:
     regime: str = "probe"
     data_hash: str = ""
     precision: str = ""  # dtype of backbones, features and top blocks: the profile's, resolved here
+    queued: set = field(default_factory=set)   # keys of jobs this lab queued and that are not trained
+    waiting: int = 0                           # fits not queued: their labels need a queued fit's margins
+    collecting: bool = False                   # inside ``with lab.queue()``: a queued fit's margins are NaN
 
     def __post_init__(self):
         if not self.precision:
@@ -168,6 +181,36 @@ class Lab:
 
     def margins(self, fitted: Fitted, pool: str = "test") -> torch.Tensor:
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def queue(self) -> Iterator["Lab"]:
+        """A block of fits that queues every missing one (a profile with ``finetune_jobs``) and ends with
+        :meth:`require_trained`. Inside it a queued fit's margins are NaN, so later fits that depend on
+        them count as waiting; outside it they raise :class:`PendingFits`. Elsewhere it changes nothing."""
+        self.collecting = True
+        try:
+            yield self
+        finally:
+            self.collecting = False
+        self.require_trained()
+
+    def require_trained(self) -> None:
+        """Raise :class:`PendingFits`, with the command that trains them, when fits of this lab are
+        queued (a profile with ``finetune_jobs``); nothing otherwise. Call it after a chapter's fits
+        and before it reads their margins."""
+        if self.queued or self.waiting:
+            raise PendingFits(self.pending_message())
+
+    def pending_message(self) -> str:
+        from w2s_helpers.rewards import jobs
+
+        path = jobs.jobs_file(self.profile.name, self.data_hash)
+        return (f"{len(self.queued)} reward models are queued in {path}"
+                + (f", and {self.waiting} more fits need their margins first" if self.waiting else "")
+                + ". Train them (one process per GPU), then run this chapter again:\n"
+                f"  accelerate launch --config_file configs/accelerate/ddp.yaml -m w2s_helpers train --jobs {path}\n"
+                "(one GPU: one_gpu.yaml; a model whose copy does not fit one GPU: fsdp.yaml; "
+                "`python -m w2s_helpers train --jobs FILE --status` counts what is done)")
 
 
 @dataclass
@@ -245,6 +288,7 @@ class AdaptLab(Lab):
     acts: dict[str, dict[str, tuple]] = field(default_factory=dict)
     backbones: dict[str, object] = field(default_factory=dict)
     verbose: bool = True
+    pools_key: str = ""          # finetune: the hash under which the pools are written for jobs
 
     @classmethod
     def build(cls, profile: Profile, regime: str, helpful: bool = False, verbose: bool = True) -> "AdaptLab":
@@ -280,7 +324,10 @@ class AdaptLab(Lab):
     def fit(self, rung: str, parts: Sequence[Part], seed: int, alpha: float = 0.0,
             score: Sequence[str] = ("test", "w2s"), **_: object) -> Fitted:
         fit = self._fit_top_blocks if self.regime == "top_blocks" else self._fit_finetune
-        return Fitted(rung, self.regime, scores=fit(rung, parts, _labels(parts), seed, alpha, score))
+        out = fit(rung, parts, _labels(parts), seed, alpha, score)
+        if isinstance(out, str):               # queued, not trained (finetune_jobs)
+            return Fitted(rung, self.regime, pending=out)
+        return Fitted(rung, self.regime, scores=out)
 
     def _fit_top_blocks(self, rung, parts, labels, seed, alpha, score) -> dict[str, torch.Tensor]:
         from w2s_helpers.core.decoder import Activations
@@ -295,30 +342,47 @@ class AdaptLab(Lab):
                                  device=self._device(), progress=self.verbose)
         return {pool: top_blocks.margins(model, *acts[pool]) for pool in score}
 
-    def _fit_finetune(self, rung, parts, labels, seed, alpha, score) -> dict[str, torch.Tensor]:
-        from w2s_helpers.rewards import finetune
+    def finetune_job(self, rung, parts: Sequence[Part], labels: torch.Tensor, seed: int, alpha: float,
+                     score: Sequence[str]):
+        """The :class:`~w2s_helpers.rewards.jobs.Job` of one finetune fit (the pools written once)."""
+        from w2s_helpers.rewards import jobs
 
-        device = self._device()
-        pairs = [self.pools[pool][i] for pool, idx, _ in parts for i in idx.tolist()]
-        rm = models.load(rung, head="reward", device=device, dtype="float32", seed=seed, install_missing=True)
-        n = self.profile.features.max_length
-        ds = finetune.preference_dataset(rm.tokenizer, pairs, labels.tolist(), max_length=n)
-        cfg = finetune.FinetuneConfig(lr=self.profile.lr, batch_size=self.profile.batch_size,
-                                      epochs=self.profile.epochs, max_length=n, seed=seed, alpha=alpha,
-                                      use_cpu=device == "cpu", bf16=device == "cuda" and self.precision == "bfloat16",
-                                      log_every=max(1, len(pairs) // self.profile.batch_size))
-        if device == "cuda":
-            from w2s_helpers.core import memory
+        if not self.pools_key:
+            self.pools_key = jobs.write_pools(self.pools)
+        sizes = [len(idx) for _, idx, _ in parts]
+        split = torch.split(labels, sizes)
+        config = {"lr": self.profile.lr, "batch_size": self.profile.batch_size, "epochs": self.profile.epochs,
+                  "max_length": self.profile.features.max_length,
+                  "bf16": self._device() == "cuda" and self.precision == "bfloat16"}
+        return jobs.Job(rung=jobs.rung_spec(rung), pools=self.pools_key, seed=int(seed), alpha=float(alpha),
+                        parts=tuple((pool, tuple(idx.tolist()), tuple(lab.tolist()))
+                                    for (pool, idx, _), lab in zip(parts, split)),
+                        score=tuple(score), config=config)
 
-            print(memory.announce(rung, rm.model.config, 2 * cfg.batch_size, n, weight_bytes=4), flush=True)
-        finetune.make_trainer(rm, ds, cfg).train()
-        if work.enabled():  # forward + backward ~ 3 forwards of the whole model over both sides
-            n_tok = cfg.epochs * sum(len(a) + len(b) for a, b in zip(ds["chosen_ids"], ds["rejected_ids"]))
-            work.record("train-finetune", rung, 6 * work.dense_params(rm.model) * n_tok, n_tok,
-                        dtype="bfloat16" if cfg.bf16 else "float32")
-        return {pool: finetune.reward_margins(rm, self.pools[pool], n) for pool in score}
+    def _fit_finetune(self, rung, parts, labels, seed, alpha, score) -> dict[str, torch.Tensor] | str:
+        from w2s_helpers.rewards import jobs
+
+        if self.profile.finetune_jobs and not torch.isfinite(labels).all():
+            self.waiting += 1                   # labels from a queued fit's margins: queue it next round
+            return "waiting"
+        models.prepare(rung, install_missing=True)
+        job = self.finetune_job(rung, parts, labels, seed, alpha, score)
+        done = jobs.load_result(job)
+        if done is not None:
+            return dict(done)
+        if not self.profile.finetune_jobs:
+            return jobs.run(job, pools=self.pools, verbose=self.verbose)
+        jobs.append(jobs.jobs_file(self.profile.name, self.data_hash), job)
+        self.queued.add(job.key)
+        return job.key
 
     def margins(self, fitted: Fitted, pool: str = "test") -> torch.Tensor:
+        """delta [N] of a pool the fit scored. A fit still queued (``finetune_jobs``) raises
+        :class:`PendingFits`, or gives NaN inside ``with lab.queue()``."""
+        if fitted.pending:
+            if not self.collecting:
+                raise PendingFits(self.pending_message())
+            return torch.full((len(self.pools[pool]),), float("nan"))
         if pool not in fitted.scores:
             raise KeyError(f"this {fitted.regime} fit of {fitted.rung} scored {sorted(fitted.scores)}, not {pool!r}; "
                            f"pass score=(..., {pool!r}) to fit")

@@ -1,0 +1,325 @@
+"""Whole reward models as *jobs*: queued by a chapter, trained by ``accelerate launch``, resumable.
+
+At the ``paper`` scale a chapter's grid of fine-tuned reward models (chapter 1: about 220) is far
+too long for a notebook cell, and a crash must not mean starting over. So the ``finetune`` regime
+trains through jobs:
+
+    chapter (profile with finetune_jobs)    lab.fit -> a Job appended to a jobs file (JSON lines)
+                                            and the pairs written once to a pools file
+    accelerate launch -m w2s_helpers train --jobs FILE
+                                            one process per GPU (DDP or FSDP); finished jobs are
+                                            skipped, an interrupted one restarts from its last
+                                            checkpoint; rank 0 scores the pools and writes the fit
+    chapter, run again                      lab.fit reads the fit (margins per scored pool)
+
+On a CPU the lab runs the same :func:`run` in its own process at once (``finetune_jobs`` off), so
+both paths train and score the same way and a second run of a chapter reads every fit.
+
+A job is keyed by its whole content (model, pairs, labels, seed, alpha, trainer settings and
+:data:`JOBS_VERSION`): two jobs with the same key train the same model.
+
+Batch sizes: ``batch_size`` is the **global** batch (paper: 32 pairs per update). Each of N
+processes takes ``batch_size / (N x grad_accum)`` pairs per step, so one GPU, several GPUs and
+gradient accumulation all make the same updates (up to floating-point order).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+
+from w2s_helpers.core import models, store
+from w2s_helpers.core.data import PreferencePair, pairs_hash
+
+# Bump when training or scoring changes what a job returns: every key changes with it.
+JOBS_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One whole reward model to train and score.
+
+    rung:   a registry name, or a :class:`~w2s_helpers.core.models.Rung`'s fields (local stand-ins)
+    pools:  the data hash of the pools file the indices refer to
+    parts:  (pool, indices [n], chosen-first labels [n]) per part: P(chosen preferred)
+    score:  pools whose margins r(chosen) - r(rejected) are saved after training
+    config: what decides the updates: lr, batch_size (global), epochs, max_length, bf16 (mixed
+            precision on GPUs; a CPU trains in fp32). Gradient accumulation and activation
+            checkpointing are chosen when the job runs (:func:`run`): they change memory only.
+    """
+
+    rung: Any
+    pools: str
+    parts: tuple[tuple[str, tuple[int, ...], tuple[float, ...]], ...]
+    seed: int
+    alpha: float
+    score: tuple[str, ...]
+    config: dict
+
+    @property
+    def key(self) -> str:
+        return store.content_hash(JOBS_VERSION, self.to_dict(), length=20)
+
+    @property
+    def n_pairs(self) -> int:
+        return sum(len(idx) for _, idx, _ in self.parts)
+
+    @property
+    def rung_name(self) -> str:
+        return self.rung if isinstance(self.rung, str) else self.rung["name"]
+
+    def to_dict(self) -> dict:
+        return {"rung": self.rung, "pools": self.pools, "seed": self.seed, "alpha": self.alpha,
+                "score": list(self.score), "config": dict(sorted(self.config.items())),
+                "parts": [[pool, list(idx), [float(x) for x in lab]] for pool, idx, lab in self.parts]}
+
+    @staticmethod
+    def from_dict(d: dict) -> "Job":
+        parts = tuple((str(pool), tuple(int(i) for i in idx), tuple(float(x) for x in lab))
+                      for pool, idx, lab in d["parts"])
+        for pool, idx, lab in parts:
+            if len(idx) != len(lab):
+                raise ValueError(f"part {pool!r}: {len(idx)} indices but {len(lab)} labels")
+        return Job(rung=d["rung"], pools=str(d["pools"]), parts=parts, seed=int(d["seed"]),
+                   alpha=float(d["alpha"]), score=tuple(d["score"]), config=dict(d["config"]))
+
+
+def rung_of(job: Job) -> models.Rung:
+    """The job's rung: looked up by name, or rebuilt from its fields."""
+    if isinstance(job.rung, str):
+        return models.get_rung(job.rung)
+    fields = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+              for k, v in job.rung.items()}
+    return models.Rung(**fields)
+
+
+def rung_spec(rung: str | models.Rung) -> Any:
+    """What a job stores of a rung: its name when the registry knows it, else its fields."""
+    if isinstance(rung, str):
+        return rung
+    if models.REGISTRY.get(rung.name) == rung:
+        return rung.name
+    return json.loads(json.dumps(dataclasses.asdict(rung)))     # as a jobs file gives it back (lists)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def jobs_dir() -> Path:
+    return store.cache_dir("jobs")
+
+
+def jobs_file(profile: str, data_hash: str) -> Path:
+    """Where a chapter at ``profile`` queues the jobs of its data (one file per profile and data)."""
+    return jobs_dir() / f"{profile}-{data_hash}.jsonl"
+
+
+def pools_path(data_hash: str) -> Path:
+    return jobs_dir() / f"pools-{data_hash}.json"
+
+
+def write_pools(pools: dict[str, list[PreferencePair]]) -> str:
+    """Write the pools once (atomically) under their hash; return the hash jobs refer to."""
+    h = pairs_hash([p for name in sorted(pools) for p in pools[name]])
+    path = pools_path(h)
+    if not path.exists():
+        blob = {name: [[p.prompt, p.chosen, p.rejected, p.source] for p in pairs] for name, pairs in pools.items()}
+        store.atomic_write_bytes(path, json.dumps(blob, ensure_ascii=False).encode("utf-8"))
+    return h
+
+
+def read_pools(data_hash: str) -> dict[str, list[PreferencePair]]:
+    """The pools a job's indices refer to; checks their hash."""
+    path = pools_path(data_hash)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the pools of these jobs are missing (the chapter that queued them "
+                                "writes them; run it again with the same cache directory)")
+    blob = json.loads(path.read_text(encoding="utf-8"))
+    pools = {name: [PreferencePair(*row) for row in rows] for name, rows in blob.items()}
+    if pairs_hash([p for name in sorted(pools) for p in pools[name]]) != data_hash:
+        raise ValueError(f"{path}: its pairs do not hash to {data_hash} (the file was changed)")
+    return pools
+
+
+def append(path: str | Path, job: Job) -> bool:
+    """Add ``job`` to a jobs file unless a job with its key is there; returns whether it was added.
+
+    The file is rewritten atomically, so an interrupted chapter never leaves half a line."""
+    path = Path(path)
+    have = read_jobs(path) if path.exists() else []
+    if any(j.key == job.key for j in have):
+        return False
+    lines = [json.dumps(j.to_dict()) for j in have + [job]]
+    store.atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
+    return True
+
+
+def read_jobs(path: str | Path) -> list[Job]:
+    """The jobs of a JSON-lines file, with a clear error naming the file and line of a bad one."""
+    path = Path(path)
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append(Job.from_dict(json.loads(line)))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}:{n}: not a reward-model job ({type(e).__name__}: {e})") from None
+    return out
+
+
+def result_path(job: Job) -> Path:
+    return store.cache_dir("fits") / f"{job.key}.safetensors"
+
+
+def load_result(job: Job) -> dict[str, torch.Tensor] | None:
+    """The scored margins of a finished job, or None."""
+    path = result_path(job)
+    if not path.exists():
+        return None
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def _save_result(job: Job, scores: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save
+
+    meta = {"job": json.dumps({k: v for k, v in job.to_dict().items() if k != "parts"}), "n_pairs": str(job.n_pairs)}
+    store.atomic_write_bytes(result_path(job), save({k: v.contiguous() for k, v in scores.items()}, metadata=meta))
+
+
+def checkpoint_dir(job: Job) -> Path:
+    return store.cache_dir("checkpoints") / job.key
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete ``checkpoint-<step>`` folder (one with ``trainer_state.json``, which the
+    trainer writes after the weights and optimiser state), or None."""
+    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()
+            and p.name.split("-")[-1].isdigit()]
+    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def per_device_batch(batch_size: int, processes: int, grad_accum: int) -> int:
+    """Pairs per process and step that make a global batch of ``batch_size`` per update."""
+    per, rest = divmod(batch_size, processes * grad_accum)
+    if rest or per == 0:
+        raise ValueError(f"a global batch of {batch_size} pairs does not split over {processes} processes x "
+                         f"{grad_accum} accumulation steps; choose a batch_size divisible by {processes * grad_accum}")
+    return per
+
+
+def process_state():
+    """accelerate's view of this process (rank, count, device). Without a GPU the processes of a
+    launch run on the CPU and talk through gloo (accelerate needs ``cpu=True`` to choose that)."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def run(job: Job, pools: dict[str, list[PreferencePair]] | None = None, save_steps: int = 0, grad_accum: int = 1,
+        checkpointing: bool = False, callbacks: Sequence[Any] = (), verbose: bool = True) -> dict[str, torch.Tensor]:
+    """Train one job (resuming from its last checkpoint), score its pools, save; return the margins.
+
+    Works in one process or under ``accelerate launch`` (every process calls it; the trainer
+    shards the batches, rank 0 scores and writes, the others wait). ``save_steps`` > 0 writes a
+    checkpoint every that many updates; the folder is removed once the fit is saved.
+    ``grad_accum`` and ``checkpointing`` change memory, not the updates, so they are not part of
+    the job: choose them per machine. Returns {pool: delta [N_pool]} (every process gets it).
+    """
+    from w2s_helpers.core import work
+    from w2s_helpers.rewards import finetune
+
+    done = load_result(job)
+    if done is not None:
+        return done
+    state = process_state()
+    pools = pools if pools is not None else read_pools(job.pools)
+    cfg = job.config
+    use_cpu = state.device.type == "cpu"
+    rm = models.load(rung_of(job), head="reward", device="cpu", dtype="float32", seed=job.seed)
+    pairs = [pools[pool][i] for pool, idx, _ in job.parts for i in idx]
+    labels = [x for _, _, lab in job.parts for x in lab]
+    n = cfg["max_length"]
+    ds = finetune.preference_dataset(rm.tokenizer, pairs, labels, max_length=n)
+    per = per_device_batch(cfg["batch_size"], state.num_processes, grad_accum)
+    tc = finetune.FinetuneConfig(lr=cfg["lr"], batch_size=per, epochs=cfg["epochs"], max_length=n, seed=job.seed,
+                                 alpha=job.alpha, use_cpu=use_cpu, bf16=bool(cfg.get("bf16")) and not use_cpu,
+                                 checkpointing=checkpointing, grad_accum=grad_accum,
+                                 log_every=max(1, len(pairs) // cfg["batch_size"]))
+    if not use_cpu and state.is_main_process:
+        from w2s_helpers.core import memory
+
+        print(memory.announce(job.rung_name, rm.model.config, 2 * per, n, weight_bytes=4), flush=True)
+    folder = checkpoint_dir(job)
+    trainer = finetune.make_trainer(rm, ds, tc, output_dir=str(folder), save_steps=save_steps)
+    for cb in callbacks:
+        trainer.add_callback(cb)
+    resume = last_checkpoint(folder)
+    if verbose and state.is_main_process:
+        print(f"job {job.key}: {job.rung_name}, {len(pairs)} pairs, seed {job.seed}, alpha {job.alpha:g}, "
+              f"{state.num_processes} process(es) x {per} pairs x {grad_accum} accumulation"
+              + (f"; resuming from {resume.name}" if resume else ""), flush=True)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if state.num_processes > 1:
+        final = folder / "final"
+        trainer.save_model(str(final))                 # gathers FSDP shards into one state dict
+        state.wait_for_everyone()
+        if state.is_main_process:
+            from transformers import AutoModelForSequenceClassification
+
+            with models.quiet_transformers():
+                rm.model = AutoModelForSequenceClassification.from_pretrained(str(final), dtype=torch.float32)
+            rm.model.to(state.device).eval()
+    else:
+        rm.model = trainer.model
+    if state.is_main_process:
+        if work.enabled():  # forward + backward ~ 3 forwards of the whole model over both sides
+            n_tok = tc.epochs * sum(len(a) + len(b) for a, b in zip(ds["chosen_ids"], ds["rejected_ids"]))
+            work.record("train-finetune", job.rung_name, 6 * work.dense_params(rm.model) * n_tok, n_tok,
+                        dtype="bfloat16" if tc.bf16 else "float32")
+        scores = {pool: finetune.reward_margins(rm, pools[pool], n) for pool in job.score}
+        _save_result(job, scores)
+        shutil.rmtree(folder, ignore_errors=True)
+    state.wait_for_everyone()
+    return load_result(job)
+
+
+def run_file(path: str | Path, save_steps: int = 0, grad_accum: int = 1, checkpointing: bool = False) -> list[str]:
+    """Every job of a jobs file, in order (finished ones skipped); returns the keys trained now."""
+    state = process_state()
+    todo = read_jobs(path)
+    trained = []
+    for i, job in enumerate(todo, start=1):
+        if load_result(job) is not None:
+            if state.is_main_process:
+                print(f"[{i}/{len(todo)}] {job.key} done before: skipped", flush=True)
+            continue
+        if state.is_main_process:
+            print(f"[{i}/{len(todo)}] {job.key}", flush=True)
+        run(job, save_steps=save_steps, grad_accum=grad_accum, checkpointing=checkpointing)
+        trained.append(job.key)
+    return trained
+
+
+def status(jobs: Iterable[Job]) -> dict[str, int]:
+    """How many jobs are finished, interrupted (a checkpoint exists) and not started."""
+    out = {"finished": 0, "interrupted": 0, "not started": 0}
+    for job in jobs:
+        if load_result(job) is not None:
+            out["finished"] += 1
+        elif last_checkpoint(checkpoint_dir(job)) is not None:
+            out["interrupted"] += 1
+        else:
+            out["not started"] += 1
+    return out
