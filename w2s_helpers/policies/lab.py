@@ -39,6 +39,7 @@ from w2s_helpers.policies.policy import TopBlocksPolicy, WholePolicy, sequence_l
 from w2s_helpers.policies.training import POConfig
 
 PO_LAB_VERSION = "1"
+WHOLE_VERSION = "2"  # whole-model runs only: 2 = dropout off while training (the top-block runs' keys are unchanged)
 WATCH_PAIRS = 32     # test pairs whose accuracy a watched run records during preference training
 Part = tuple[str, Sequence[int] | None, "torch.Tensor | float"]   # (pool, indices or all, label [n] or one bool)
 
@@ -122,7 +123,7 @@ class PolicyLab:
         settings = run_settings(self.S)
         return content_hash(self.loaded(rung).fingerprint, settings, asdict(config), described,
                             [p.source for k in sorted(self.pools) for p in self.pools[k]], PO_LAB_VERSION, *extra,
-                            length=24)
+                            *((WHOLE_VERSION,) if self.S.regime == "whole" else ()), length=24)
 
     def _run_key(self, rung, config: POConfig, parts: Sequence[Part], score: Sequence[str],
                  conflict: torch.Tensor | None) -> str:

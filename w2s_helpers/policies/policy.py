@@ -53,6 +53,7 @@ class WholePolicy(nn.Module):
         import copy
 
         self.lm = copy.deepcopy(causal_lm)
+        self.eval()      # dropout off for good: training steps run in eval mode too (as trl disables dropout)
 
     @property
     def device(self) -> torch.device:

@@ -1,0 +1,120 @@
+"""Whole policies through trl's DPOTrainer (the paper-scale engine) against the course's own loop."""
+
+import torch
+
+from w2s_helpers.policies import encoding, training, trl_trainers
+from w2s_helpers.policies.policy import WholePolicy, sequence_logps
+
+from .stand_ins import PAIRS, tiny_lm
+
+WEAK = torch.tensor([True, False, True, True, False, True])        # hard weak labels: two pairs flipped
+
+
+def course_and_trl(folders, alpha=0.0, conflict=None):
+    """(before, course, trl): summed log-probs [N, 2] of the SFT model and of the two trained copies."""
+    lm = tiny_lm(folders, "gpt2")
+    data = encoding.Tokens(encoding.encode_pairs(lm.tokenizer, PAIRS), lm.tokenizer.pad_token_id)
+    cfg = training.POConfig.for_loss("dpo", alpha=alpha, lora_r=0, po_lr=1e-2, po_epochs=2, batch_size=len(PAIRS),
+                                     warmup=0.0)
+    before = sequence_logps(WholePolicy(lm.model), data)
+    course = training.preference_optimise(WholePolicy(lm.model), data, WEAK, cfg, conflict=conflict, progress=False)
+    model = WholePolicy(lm.model).lm
+    trainer = trl_trainers.make_dpo_trainer(model, lm.tokenizer, PAIRS, WEAK, cfg, conflict=conflict,
+                                            scheduler="constant")
+    trainer.train()
+    return before, sequence_logps(course, data), sequence_logps(WholePolicy(trainer.model.eval()), data)
+
+
+def test_trl_tokenises_as_the_course_does(tiny_hub_folders):
+    lm = tiny_lm(tiny_hub_folders, "gpt2")
+    enc = encoding.encode_pairs(lm.tokenizer, PAIRS)
+    trainer = trl_trainers.make_dpo_trainer(WholePolicy(lm.model).lm, lm.tokenizer, PAIRS, WEAK,
+                                            training.POConfig.for_loss("dpo", lora_r=0))
+    ds = trainer.train_dataset
+    n = len(PAIRS)
+    for i in range(n):
+        assert ds[i]["prompt_ids"] + ds[i]["chosen_ids"] == enc.ids[i]
+        assert ds[i]["prompt_ids"] + ds[i]["rejected_ids"] == enc.ids[n + i]
+        assert len(ds[i]["prompt_ids"]) == int(enc.starts[i])
+
+
+def test_trl_dpo_trains_the_course_s_policy(tiny_hub_folders):
+    before, course, trl = course_and_trl(tiny_hub_folders)
+    moved = (course - before).abs().max().item()
+    assert moved > 0.1                                                # training did something
+    torch.testing.assert_close(trl, course, rtol=0, atol=1e-3 * moved)
+    # the weak labels, not ground truth, were learnt: the flipped pairs moved toward the harmful side
+    shift = (course[:, 0] - course[:, 1]) - (before[:, 0] - before[:, 1])
+    assert (shift[~WEAK] < 0).all() and (shift[WEAK] > 0).all()
+
+
+def test_trl_dpo_explicit_term_matches_the_course_s(tiny_hub_folders):
+    conflict = torch.tensor([True, True, False, True, True, False])
+    before, plain, _ = course_and_trl(tiny_hub_folders)
+    _, course, trl = course_and_trl(tiny_hub_folders, alpha=5.0, conflict=conflict)
+    moved = (course - before).abs().max().item()
+    torch.testing.assert_close(trl, course, rtol=0, atol=1e-3 * moved)
+    assert (course - plain).abs().max() > 1e-2 * moved               # the term changed the policy
+
+
+SCRIPT = '''
+import json, sys
+import torch
+from accelerate import PartialState
+from safetensors.torch import save_file
+from w2s_helpers.core import models
+from w2s_helpers.core.data import PreferencePair
+from w2s_helpers.policies import encoding, training, trl_trainers
+from w2s_helpers.policies.policy import WholePolicy, sequence_logps
+
+folder, pairs_file, out = sys.argv[1:4]
+state = PartialState(cpu=True)
+pairs = [PreferencePair(*row) for row in json.load(open(pairs_file))]
+weak = torch.tensor(json.load(open(pairs_file + ".weak")))
+lm = models.load(models.Rung("tiny-gpt2", "hub", "gpt2", 0.1, causal=True, hub_id=folder), head="causal",
+                 device="cpu", dtype="float32")
+cfg = training.POConfig.for_loss("dpo", alpha=5.0, lora_r=0, po_lr=1e-2, po_epochs=2,
+                                 batch_size=len(pairs) // state.num_processes, warmup=0.0)
+trainer = trl_trainers.make_dpo_trainer(WholePolicy(lm.model).lm, lm.tokenizer, pairs, weak, cfg, scheduler="constant",
+                                        use_cpu=True)
+trainer.train()
+if state.is_main_process:
+    data = encoding.Tokens(encoding.encode_pairs(lm.tokenizer, pairs), lm.tokenizer.pad_token_id)
+    save_file({"logps": sequence_logps(WholePolicy(trainer.model), data)}, out)
+print("processes", state.num_processes, "batch per process", cfg.batch_size, flush=True)
+'''
+
+
+def test_two_processes_under_accelerate_train_the_policy_one_process_trains(tiny_hub_folders, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    script, pairs_file = tmp_path / "train.py", tmp_path / "pairs.json"
+    script.write_text(SCRIPT)
+    pairs_file.write_text(json.dumps([[p.prompt, p.chosen, p.rejected, p.source] for p in PAIRS]))
+    Path(str(pairs_file) + ".weak").write_text(json.dumps(WEAK.tolist()))
+    config = Path(__file__).resolve().parents[2] / "configs" / "accelerate" / "cpu_2_processes.yaml"
+    logps = {}
+    for n, launch in ((1, [sys.executable]),
+                      (2, [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)])):
+        out = tmp_path / f"logps-{n}.safetensors"
+        run = subprocess.run(launch + [str(script), str(tiny_hub_folders["gpt2"]), str(pairs_file), str(out)],
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        assert f"processes {n} batch per process {len(PAIRS) // n}" in run.stdout
+        logps[n] = load_file(str(out))["logps"]
+    lm = tiny_lm(tiny_hub_folders, "gpt2")
+    data = encoding.Tokens(encoding.encode_pairs(lm.tokenizer, PAIRS), lm.tokenizer.pad_token_id)
+    before = sequence_logps(WholePolicy(lm.model), data)
+    moved = (logps[1] - before).abs().max().item()
+    assert moved > 0.1
+    torch.testing.assert_close(logps[2], logps[1], rtol=0, atol=1e-3 * moved)       # seen: equal to the bit
+    # a wrong split would show: updates of 3 pairs instead of 6 end far from the one-process policy
+    cfg = training.POConfig.for_loss("dpo", alpha=5.0, lora_r=0, po_lr=1e-2, po_epochs=2, batch_size=3, warmup=0.0)
+    half = sequence_logps(training.preference_optimise(WholePolicy(lm.model), data, WEAK, cfg, progress=False), data)
+    assert (half - logps[1]).abs().max().item() > 1e-2 * moved

@@ -1,0 +1,158 @@
+"""Whole policies through trl's ``DPOTrainer``, for the paper's scale (GPUs, DDP or FSDP).
+
+The course's own loop (:func:`w2s_helpers.policies.training.preference_optimise`) trains the
+CPU's top-block policies and writes the DPO step out for the learner. A whole GPT-2 large or
+Mistral-7B needs what transformers' ``Trainer`` brings: several processes under ``accelerate
+launch``, gradient accumulation, bf16, activation checkpointing, checkpoints to resume from.
+:class:`W2SDPOTrainer` is trl's ``DPOTrainer`` with the course's objective:
+
+- **hard weak labels**: each pair keeps the data's order (chosen = the ground-truth harmless
+  side) and a ``weak_label`` column says which side the student is told to prefer;
+- **the explicit conflict**: a ``conflict`` column marks the pairs the explicit term may act on,
+  and the loss is :func:`w2s_helpers.policies.training.po_loss` itself, split by that mask as
+  the course's loop splits it (each part weighted by its share of the batch);
+- **the reference**: the model as given (the SFT copy), its log-probs precomputed once by trl
+  (``precompute_ref_log_probs``), so no second model is held in memory during training.
+
+Only public methods are overridden (``compute_loss``; the collator adds two columns). trl
+tokenises the text itself, as :func:`w2s_helpers.policies.encoding.encode_pairs` does, but it
+truncates whole sequences (``max_length``) where the course cuts prompts and responses
+separately; with no truncation the two paths see the same tokens (the tests check it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from w2s_helpers.core.data import PreferencePair
+from w2s_helpers.policies.encoding import prompt_text
+from w2s_helpers.policies.training import POConfig, po_loss
+
+
+def preference_rows(pairs: Sequence[PreferencePair], weak_label: torch.Tensor,
+                    conflict: torch.Tensor | None = None) -> list[dict[str, Any]]:
+    """trl's text columns (chosen = the ground-truth harmless side) plus ``weak_label`` [N] (True:
+    the student is told the harmless side is preferred) and ``conflict`` [N] (default: all)."""
+    n = len(pairs)
+    conflict = torch.ones(n, dtype=torch.bool) if conflict is None else conflict.bool()
+    if len(weak_label) != n or len(conflict) != n:
+        raise ValueError(f"{n} pairs but {len(weak_label)} weak labels and {len(conflict)} conflict marks")
+    return [{"prompt": prompt_text(p), "chosen": " " + p.chosen, "rejected": " " + p.rejected,
+             "weak_label": int(bool(w)), "conflict": int(bool(c))}
+            for p, w, c in zip(pairs, weak_label.tolist(), conflict.tolist())]
+
+
+def _collator_class():
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+    @dataclass
+    class LabelledPreferenceCollator(DataCollatorForPreference):
+        """trl's preference collator (chosen half, then rejected half) plus the two label columns."""
+
+        def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+            out = super().torch_call(examples)
+            for key in ("weak_label", "conflict"):
+                out[key] = torch.tensor([bool(e[key]) for e in examples])
+            return out
+
+    return LabelledPreferenceCollator
+
+
+def completion_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     completion_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed log-probs [B], completion tokens [B]) of the completion tokens of each row."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1]
+    nll = F.cross_entropy(logits.float().transpose(1, 2), input_ids[:, 1:], reduction="none")      # [B, T-1]
+    mask = completion_mask[:, 1:].float()
+    return -(nll * mask).sum(1), mask.sum(1)
+
+
+def _trainer_class():
+    from trl import DPOTrainer
+
+    class W2SDPOTrainer(DPOTrainer):
+        """DPOTrainer on hard weak labels with the course's loss and explicit-conflict term."""
+
+        def __init__(self, *args, po: POConfig, **kwargs):
+            self.po = po
+            super().__init__(*args, **kwargs)
+
+        def compute_ref_log_probs(self, model, inputs):
+            """trl's reference pass, without the two label columns (the model would get them)."""
+            return super().compute_ref_log_probs(model, {k: v for k, v in inputs.items()
+                                                         if k not in ("weak_label", "conflict")})
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            label, conflict = inputs["weak_label"], inputs["conflict"]
+            lp, lengths = completion_logps(model, inputs["input_ids"], inputs["attention_mask"],
+                                           inputs["completion_mask"])
+            lp = torch.stack(lp.chunk(2), 1)                                   # [B, 2]: harmless, harmful
+            lengths = torch.stack(lengths.chunk(2), 1)
+            ref = torch.stack([inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]], 1).to(lp)
+            loss = lp.new_zeros(())
+            for part, cfg in ((conflict, self.po), (~conflict, self.po.replace(alpha=0.0))):
+                if part.any():
+                    loss = loss + po_loss(lp[part], ref[part], lengths[part], label[part], cfg) * (
+                        part.sum() / len(label))
+            mode = "train" if model.training else "eval"
+            margin = torch.where(label, 1.0, -1.0) * ((lp[:, 0] - ref[:, 0]) - (lp[:, 1] - ref[:, 1]))
+            self._metrics[mode]["w2s/margin"].append(self.po.beta * margin.mean().item())
+            return (loss, {"logps": lp}) if return_outputs else loss
+
+    return W2SDPOTrainer
+
+
+def make_dpo_trainer(model, tokenizer, pairs: Sequence[PreferencePair], weak_label: torch.Tensor, config: POConfig,
+                     conflict: torch.Tensor | None = None, output_dir: str | None = None, scheduler: str = "linear",
+                     grad_accum: int = 1, bf16: bool = False, checkpointing: bool = False, save_steps: int = 0,
+                     use_cpu: bool | None = None):
+    """A configured :class:`W2SDPOTrainer` for a whole causal LM (full fine-tuning: LoRA, if
+    wanted, is the caller's ``peft`` model).
+
+    config:     the course's POConfig (loss "dpo"; beta, alpha, po_lr, po_epochs, batch_size per
+                process and step, warmup share, seed)
+    scheduler:  transformers' schedule name ("linear": warm-up then linear decay, as the course's
+                loop; "constant" for tests that compare steps one by one)
+    Gradients are not clipped, as in the course's loop. Refuses the ``nn.DataParallel`` fallback.
+    """
+    import json
+
+    import datasets
+    from accelerate import PartialState
+    from trl import DPOConfig
+
+    from w2s_helpers.core import store
+    from w2s_helpers.core.models import refuse_data_parallel
+
+    if config.loss != "dpo":
+        raise ValueError(f"make_dpo_trainer trains DPO, not {config.loss!r}")
+    use_cpu = next(model.parameters()).device.type == "cpu" if use_cpu is None else use_cpu
+    if not use_cpu:
+        refuse_data_parallel()
+    datasets.disable_progress_bars()
+    rows = preference_rows(pairs, weak_label, conflict)
+    # One folder per run that every process of a launch finds: trl's reference pass writes its cache
+    # file on rank 0 and the others read it there.
+    out = output_dir or str(store.cache_dir("trl-dpo") / store.content_hash(rows, repr(config), length=20))
+    with PartialState(cpu=use_cpu).main_process_first():
+        path = store.cache_dir("trl-dpo") / f"{store.content_hash(rows, length=20)}.jsonl"
+        if not path.exists():
+            store.atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8"))
+        train = datasets.Dataset.from_json(str(path), cache_dir=str(store.cache_dir("trl-dpo") / "datasets"))
+    args = DPOConfig(
+        output_dir=out,
+        beta=config.beta, loss_type=["sigmoid"], learning_rate=config.po_lr, num_train_epochs=config.po_epochs,
+        per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=grad_accum,
+        lr_scheduler_type=scheduler, warmup_steps=float(config.warmup), weight_decay=0.0, max_grad_norm=0.0,
+        seed=config.seed, data_seed=config.seed, bf16=bf16, gradient_checkpointing=checkpointing,
+        precompute_ref_log_probs=True, max_length=None, remove_unused_columns=False, use_cpu=use_cpu,
+        save_strategy="steps" if save_steps > 0 else "no", save_steps=save_steps if save_steps > 0 else 500,
+        report_to="none", disable_tqdm=True, logging_steps=10, dataloader_num_workers=0,
+    )
+    collator = _collator_class()(pad_token_id=tokenizer.pad_token_id)
+    return _trainer_class()(model=model, args=args, train_dataset=train, processing_class=tokenizer,
+                            data_collator=collator, po=config)
