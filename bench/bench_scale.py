@@ -99,7 +99,7 @@ def bench_dpo(rung: str, pairs, max_length: int, bf16: bool, device: str) -> dic
     cfg = training.POConfig.for_loss("dpo", lora_r=0, po_lr=1e-6, batch_size=8)
     reset_peak(device)
     t = time.perf_counter()
-    trainer = trl_trainers.make_dpo_trainer(model, lm.tokenizer, pairs, torch.ones(len(pairs), dtype=torch.bool),
+    trainer = trl_trainers.make_po_trainer(model, lm.tokenizer, pairs, torch.ones(len(pairs), dtype=torch.bool),
                                             cfg, output_dir=tempfile.mkdtemp(prefix="w2s-bench-"), bf16=bf16)
     sync(device)
     ref_seconds = time.perf_counter() - t                  # tokenising and the reference pass

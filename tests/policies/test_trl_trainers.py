@@ -19,7 +19,7 @@ def course_and_trl(folders, alpha=0.0, conflict=None):
     before = sequence_logps(WholePolicy(lm.model), data)
     course = training.preference_optimise(WholePolicy(lm.model), data, WEAK, cfg, conflict=conflict, progress=False)
     model = WholePolicy(lm.model).lm
-    trainer = trl_trainers.make_dpo_trainer(model, lm.tokenizer, PAIRS, WEAK, cfg, conflict=conflict,
+    trainer = trl_trainers.make_po_trainer(model, lm.tokenizer, PAIRS, WEAK, cfg, conflict=conflict,
                                             scheduler="constant")
     trainer.train()
     return before, sequence_logps(course, data), sequence_logps(WholePolicy(trainer.model.eval()), data)
@@ -28,7 +28,7 @@ def course_and_trl(folders, alpha=0.0, conflict=None):
 def test_trl_tokenises_as_the_course_does(tiny_hub_folders):
     lm = tiny_lm(tiny_hub_folders, "gpt2")
     enc = encoding.encode_pairs(lm.tokenizer, PAIRS)
-    trainer = trl_trainers.make_dpo_trainer(WholePolicy(lm.model).lm, lm.tokenizer, PAIRS, WEAK,
+    trainer = trl_trainers.make_po_trainer(WholePolicy(lm.model).lm, lm.tokenizer, PAIRS, WEAK,
                                             training.POConfig.for_loss("dpo", lora_r=0))
     ds = trainer.train_dataset
     n = len(PAIRS)
@@ -75,7 +75,7 @@ lm = models.load(models.Rung("tiny-gpt2", "hub", "gpt2", 0.1, causal=True, hub_i
                  device="cpu", dtype="float32")
 cfg = training.POConfig.for_loss("dpo", alpha=5.0, lora_r=0, po_lr=1e-2, po_epochs=2,
                                  batch_size=len(pairs) // state.num_processes, warmup=0.0)
-trainer = trl_trainers.make_dpo_trainer(WholePolicy(lm.model).lm, lm.tokenizer, pairs, weak, cfg, scheduler="constant",
+trainer = trl_trainers.make_po_trainer(WholePolicy(lm.model).lm, lm.tokenizer, pairs, weak, cfg, scheduler="constant",
                                         use_cpu=True)
 trainer.train()
 if state.is_main_process:
@@ -118,3 +118,39 @@ def test_two_processes_under_accelerate_train_the_policy_one_process_trains(tiny
     cfg = training.POConfig.for_loss("dpo", alpha=5.0, lora_r=0, po_lr=1e-2, po_epochs=2, batch_size=3, warmup=0.0)
     half = sequence_logps(training.preference_optimise(WholePolicy(lm.model), data, WEAK, cfg, progress=False), data)
     assert (half - logps[1]).abs().max().item() > 1e-2 * moved
+
+
+def test_trl_simpo_trains_the_course_s_policy(tiny_hub_folders):
+    lm = tiny_lm(tiny_hub_folders, "gpt2")
+    data = encoding.Tokens(encoding.encode_pairs(lm.tokenizer, PAIRS), lm.tokenizer.pad_token_id)
+    cfg = training.POConfig.for_loss("simpo", alpha=0.5, lora_r=0, po_lr=1e-2, po_epochs=2, batch_size=len(PAIRS),
+                                     warmup=0.0)
+    before = sequence_logps(WholePolicy(lm.model), data)
+    course = sequence_logps(training.preference_optimise(WholePolicy(lm.model), data, WEAK, cfg, progress=False), data)
+    trainer = trl_trainers.make_po_trainer(WholePolicy(lm.model).lm, lm.tokenizer, PAIRS, WEAK, cfg,
+                                           scheduler="constant")
+    trainer.train()
+    trl = sequence_logps(WholePolicy(trainer.model.eval()), data)
+    moved = (course - before).abs().max().item()
+    assert moved > 0.1
+    torch.testing.assert_close(trl, course, rtol=0, atol=1e-3 * moved)
+
+
+def test_trl_sft_trains_the_course_s_sft_policy(tiny_hub_folders):
+    lm = tiny_lm(tiny_hub_folders, "gpt2")
+    data = encoding.Tokens(encoding.encode_pairs(lm.tokenizer, PAIRS), lm.tokenizer.pad_token_id)
+    cfg = training.POConfig.for_loss("dpo", lora_r=0, sft_lr=1e-2, sft_epochs=2, batch_size=len(PAIRS), warmup=0.0)
+    before = sequence_logps(WholePolicy(lm.model), data)
+    course = sequence_logps(training.sft(WholePolicy(lm.model), data, WEAK, cfg, progress=False), data)
+    trainer = trl_trainers.make_sft_trainer(WholePolicy(lm.model).lm, lm.tokenizer, PAIRS, WEAK, cfg,
+                                            scheduler="constant")
+    trainer.train()
+    trl = sequence_logps(WholePolicy(trainer.model.eval()), data)
+    moved = (course - before).abs().max().item()
+    assert moved > 0.1
+    torch.testing.assert_close(trl, course, rtol=0, atol=1e-3 * moved)
+    # SFT on the weak labels' preferred side: the responses it trained on gained more than the others
+    gain = course - before
+    trained = torch.where(WEAK, gain[:, 0], gain[:, 1])
+    other = torch.where(WEAK, gain[:, 1], gain[:, 0])
+    assert trained.mean() > other.mean()

@@ -1,10 +1,12 @@
-"""Whole policies through trl's ``DPOTrainer``, for the paper's scale (GPUs, DDP or FSDP).
+"""Whole policies through trl's trainers, for the paper's scale (GPUs, DDP or FSDP).
 
 The course's own loop (:func:`w2s_helpers.policies.training.preference_optimise`) trains the
 CPU's top-block policies and writes the DPO step out for the learner. A whole GPT-2 large or
 Mistral-7B needs what transformers' ``Trainer`` brings: several processes under ``accelerate
 launch``, gradient accumulation, bf16, activation checkpointing, checkpoints to resume from.
-:class:`W2SDPOTrainer` is trl's ``DPOTrainer`` with the course's objective:
+:class:`W2SDPOTrainer` is trl's ``DPOTrainer`` with the course's objective, for DPO and SimPO alike
+(the loss is the course's; SimPO ignores the reference, so trl's ``CPOTrainer`` and its own data
+handling are not needed):
 
 - **hard weak labels**: each pair keeps the data's order (chosen = the ground-truth harmless
   side) and a ``weak_label`` column says which side the student is told to prefer;
@@ -13,6 +15,9 @@ launch``, gradient accumulation, bf16, activation checkpointing, checkpoints to 
   the course's loop splits it (each part weighted by its share of the batch);
 - **the reference**: the model as given (the SFT copy), its log-probs precomputed once by trl
   (``precompute_ref_log_probs``), so no second model is held in memory during training.
+
+:func:`make_sft_trainer` is trl's ``SFTTrainer`` on the preferred response of each pair
+(completion-only loss: the mean NLL per response token, the course's SFT loss).
 
 Only public methods are overridden (``compute_loss``; the collator adds two columns). trl
 tokenises the text itself, as :func:`w2s_helpers.policies.encoding.encode_pairs` does, but it
@@ -106,43 +111,32 @@ def _trainer_class():
     return W2SDPOTrainer
 
 
-def make_dpo_trainer(model, tokenizer, pairs: Sequence[PreferencePair], weak_label: torch.Tensor, config: POConfig,
+def make_po_trainer(model, tokenizer, pairs: Sequence[PreferencePair], weak_label: torch.Tensor, config: POConfig,
                      conflict: torch.Tensor | None = None, output_dir: str | None = None, scheduler: str = "linear",
                      grad_accum: int = 1, bf16: bool = False, checkpointing: bool = False, save_steps: int = 0,
                      use_cpu: bool | None = None):
-    """A configured :class:`W2SDPOTrainer` for a whole causal LM (full fine-tuning: LoRA, if
-    wanted, is the caller's ``peft`` model).
+    """A configured :class:`W2SDPOTrainer` (DPO or SimPO, as ``config.loss`` says) for a whole causal
+    LM (full fine-tuning: LoRA, if wanted, is the caller's ``peft`` model).
 
-    config:     the course's POConfig (loss "dpo"; beta, alpha, po_lr, po_epochs, batch_size per
+    config:     the course's POConfig (loss, beta, gamma, alpha, po_lr, po_epochs, batch_size per
                 process and step, warmup share, seed)
     scheduler:  transformers' schedule name ("linear": warm-up then linear decay, as the course's
                 loop; "constant" for tests that compare steps one by one)
     Gradients are not clipped, as in the course's loop. Refuses the ``nn.DataParallel`` fallback.
     """
-    import json
-
     import datasets
-    from accelerate import PartialState
     from trl import DPOConfig
 
     from w2s_helpers.core import store
     from w2s_helpers.core.models import refuse_data_parallel
 
-    if config.loss != "dpo":
-        raise ValueError(f"make_dpo_trainer trains DPO, not {config.loss!r}")
     use_cpu = next(model.parameters()).device.type == "cpu" if use_cpu is None else use_cpu
     if not use_cpu:
         refuse_data_parallel()
     datasets.disable_progress_bars()
     rows = preference_rows(pairs, weak_label, conflict)
-    # One folder per run that every process of a launch finds: trl's reference pass writes its cache
-    # file on rank 0 and the others read it there.
-    out = output_dir or str(store.cache_dir("trl-dpo") / store.content_hash(rows, repr(config), length=20))
-    with PartialState(cpu=use_cpu).main_process_first():
-        path = store.cache_dir("trl-dpo") / f"{store.content_hash(rows, length=20)}.jsonl"
-        if not path.exists():
-            store.atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8"))
-        train = datasets.Dataset.from_json(str(path), cache_dir=str(store.cache_dir("trl-dpo") / "datasets"))
+    train = _shared_rows_dataset(rows, "trl-po", use_cpu)
+    out = output_dir or str(store.cache_dir("trl-po") / store.content_hash(rows, repr(config), length=20))
     args = DPOConfig(
         output_dir=out,
         beta=config.beta, loss_type=["sigmoid"], learning_rate=config.po_lr, num_train_epochs=config.po_epochs,
@@ -156,3 +150,57 @@ def make_dpo_trainer(model, tokenizer, pairs: Sequence[PreferencePair], weak_lab
     collator = _collator_class()(pad_token_id=tokenizer.pad_token_id)
     return _trainer_class()(model=model, args=args, train_dataset=train, processing_class=tokenizer,
                             data_collator=collator, po=config)
+
+
+def _shared_rows_dataset(rows: list[dict], kind: str, use_cpu: bool):
+    """``rows`` as a datasets.Dataset read from one file in the course cache that every process of a
+    launch finds (rank 0 writes it first; trl's caches then live beside it)."""
+    import json
+
+    import datasets
+    from accelerate import PartialState
+
+    from w2s_helpers.core import store
+
+    with PartialState(cpu=use_cpu).main_process_first():
+        path = store.cache_dir(kind) / f"{store.content_hash(rows, length=20)}.jsonl"
+        if not path.exists():
+            store.atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8"))
+        return datasets.Dataset.from_json(str(path), cache_dir=str(store.cache_dir(kind) / "datasets"))
+
+
+def make_sft_trainer(model, tokenizer, pairs: Sequence[PreferencePair], label: torch.Tensor, config: POConfig,
+                     output_dir: str | None = None, scheduler: str = "linear", grad_accum: int = 1, bf16: bool = False,
+                     checkpointing: bool = False, use_cpu: bool | None = None):
+    """trl's ``SFTTrainer`` on the preferred response of each pair (``label`` [N] True: the chosen,
+    harmless side; else the rejected one): the course's :func:`~w2s_helpers.policies.training.sft`
+    (completion-only loss, mean NLL per response token; sft_lr, sft_epochs, batch_size, warmup, seed;
+    gradients not clipped; dropout switched off in ``model``, as the course's loop trains in eval mode)."""
+    import datasets
+    from trl import SFTConfig, SFTTrainer
+
+    from w2s_helpers.core import store
+    from w2s_helpers.core.models import refuse_data_parallel
+
+    use_cpu = next(model.parameters()).device.type == "cpu" if use_cpu is None else use_cpu
+    if not use_cpu:
+        refuse_data_parallel()
+    datasets.disable_progress_bars()
+    if len(label) != len(pairs):
+        raise ValueError(f"{len(pairs)} pairs but {len(label)} labels")
+    for module in model.modules():     # dropout off, as DPOTrainer does by itself (SFTConfig has no such switch)
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    rows = [{"prompt": prompt_text(p), "completion": " " + (p.chosen if bool(y) else p.rejected)}
+            for p, y in zip(pairs, label.tolist())]
+    train = _shared_rows_dataset(rows, "trl-sft", use_cpu)
+    out = output_dir or str(store.cache_dir("trl-sft") / store.content_hash(rows, repr(config), length=20))
+    args = SFTConfig(
+        output_dir=out, learning_rate=config.sft_lr, num_train_epochs=config.sft_epochs,
+        per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=grad_accum,
+        lr_scheduler_type=scheduler, warmup_steps=float(config.warmup), weight_decay=0.0, max_grad_norm=0.0,
+        seed=config.seed, data_seed=config.seed, bf16=bf16, gradient_checkpointing=checkpointing,
+        completion_only_loss=True, max_length=None, use_cpu=use_cpu, save_strategy="no", report_to="none",
+        disable_tqdm=True, logging_steps=10, dataloader_num_workers=0,
+    )
+    return SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer)
