@@ -147,3 +147,38 @@ def test_two_processes_under_accelerate_match_one(tiny_hub_folders, tmp_path):
         assert (two[pool] - one[pool]).abs().max().item() <= ATOL, pool
     doubled = jobs.run(dataclasses.replace(job, config={**CONFIG, "batch_size": 8}), verbose=False)
     assert (doubled["w2s"] - one["w2s"]).abs().max().item() > 10 * ATOL
+
+
+def test_a_killed_training_process_resumes_to_the_same_fit(tiny_hub_folders, tmp_path):
+    import signal
+    import time
+
+    job = tiny_job(tiny_hub_folders, config={**CONFIG, "epochs": 16})   # 64 updates: time to kill it midway
+    whole = jobs.run(job, verbose=False)
+    path = tmp_path / "jobs.jsonl"
+    jobs.append(path, job)
+    cache = tmp_path / "killed"
+    (cache / "jobs").mkdir(parents=True)
+    (cache / "jobs" / jobs.pools_path(job.pools).name).write_bytes(jobs.pools_path(job.pools).read_bytes())
+    env = {**os.environ, "W2S_CACHE_DIR": str(cache)}
+    command = [sys.executable, "-m", "w2s_helpers", "train", "--jobs", str(path), "--save-steps", "10"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = cache / "checkpoints" / job.key
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        done = jobs.last_checkpoint(folder) if folder.exists() else None
+        if done is not None and int(done.name.split("-")[1]) >= 20:
+            proc.send_signal(signal.SIGKILL)                             # no clean-up: as a dead machine
+            break
+        time.sleep(0.05)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (cache / "fits" / f"{job.key}.safetensors").exists()
+    status = subprocess.run(command[:-2] + ["--status"], env=env, capture_output=True, text=True, timeout=300)
+    assert "1 interrupted" in status.stdout, status.stdout + status.stderr
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "resuming from checkpoint-" in again.stdout, again.stdout[-2000:] + again.stderr[-2000:]
+    from safetensors.torch import load_file
+
+    resumed = load_file(str(cache / "fits" / f"{job.key}.safetensors"))
+    for pool in whole:
+        torch.testing.assert_close(resumed[pool], whole[pool], rtol=0, atol=1e-5)
