@@ -78,3 +78,36 @@ def test_the_implied_margin_is_positive_where_the_policy_prefers_the_labelled_si
         m = training.implied_margin(lp, ref, lengths, label, training.POConfig.for_loss(loss))
         assert (m > 0).all()
         assert (training.implied_margin(lp, ref, lengths, ~label, training.POConfig.for_loss(loss)) < 0).all()
+
+
+def test_the_trl_engine_trains_the_course_engine_s_whole_policy(tiny_hub_folders, isolated_cache, monkeypatch):
+    import dataclasses
+
+    from w2s_helpers.policies import lab as policy_lab
+
+    from .stand_ins import PAIRS
+
+    P = _tiny_profile(tiny_hub_folders, "gpt2", regime="whole", lora_r=0)
+    P = P.replace(po=dataclasses.replace(P.po, max_prompt=64, max_response=64))   # nothing cut: trl sees the same
+    cfg = training.POConfig.for_loss("dpo", lora_r=0, batch_size=len(PAIRS), po_epochs=3, sft_epochs=2,
+                                     po_lr=1e-2, sft_lr=1e-2)
+    parts = [("gt", None, torch.tensor([True, False, True, True, False, True]))]
+    runs, keys = {}, {}
+    for engine in ("course", "trl"):
+        lab = PolicyLab(P.replace(po=dataclasses.replace(P.po, engine=engine)), progress=False)
+        lab.pools = {"gt": PAIRS, "test": PAIRS[:5]}          # short pairs: the tiny model's 128 positions
+        keys[engine] = lab._run_key(P.po.strong, cfg, parts, ["test"], None)
+        runs[engine] = lab.run(P.po.strong, cfg, parts).logps["test"]
+        if engine == "course":
+            base = sequence_logps_of(lab, P.po.strong)
+    moved = (runs["course"] - base).abs().max().item()
+    assert moved > 0.1
+    torch.testing.assert_close(runs["trl"], runs["course"], rtol=0, atol=1e-3 * moved)
+    assert keys["trl"] != keys["course"]
+    assert "engine" not in policy_lab.run_settings(dataclasses.replace(P.po, engine="course"))   # old keys kept
+
+
+def sequence_logps_of(lab, rung):
+    from w2s_helpers.policies.policy import sequence_logps
+
+    return sequence_logps(lab.base_policy(rung), lab.data(rung, "test"))

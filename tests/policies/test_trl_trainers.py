@@ -11,17 +11,17 @@ WEAK = torch.tensor([True, False, True, True, False, True])        # hard weak l
 
 
 def course_and_trl(folders, alpha=0.0, conflict=None):
-    """(before, course, trl): summed log-probs [N, 2] of the SFT model and of the two trained copies."""
+    """(before, course, trl): summed log-probs [N, 2] of the SFT model and of the two trained copies
+    (three updates of the whole batch, the course's learning-rate schedule in both)."""
     lm = tiny_lm(folders, "gpt2")
     data = encoding.Tokens(encoding.encode_pairs(lm.tokenizer, PAIRS), lm.tokenizer.pad_token_id)
-    cfg = training.POConfig.for_loss("dpo", alpha=alpha, lora_r=0, po_lr=1e-2, po_epochs=2, batch_size=len(PAIRS),
-                                     warmup=0.0)
+    cfg = training.POConfig.for_loss("dpo", alpha=alpha, lora_r=0, po_lr=1e-2, po_epochs=3, batch_size=len(PAIRS))
     before = sequence_logps(WholePolicy(lm.model), data)
     course = training.preference_optimise(WholePolicy(lm.model), data, WEAK, cfg, conflict=conflict, progress=False)
     model = WholePolicy(lm.model).lm
-    trainer = trl_trainers.make_po_trainer(model, lm.tokenizer, PAIRS, WEAK, cfg, conflict=conflict,
-                                            scheduler="constant")
+    trainer = trl_trainers.make_po_trainer(model, lm.tokenizer, PAIRS, WEAK, cfg, conflict=conflict)
     trainer.train()
+    assert trainer.lr_scheduler.get_last_lr()[0] == 0.0             # the course's schedule ran to its end
     return before, sequence_logps(course, data), sequence_logps(WholePolicy(trainer.model.eval()), data)
 
 

@@ -39,6 +39,8 @@ class POSettings:
     seeds: tuple[int, ...] = (0,)
     n_twins: int = 1           # no-conflict students with other seeds per loss and seed: the floor
     mid: str | None = None     # chapter 5's chain intermediate (None: the strong rung itself)
+    engine: str = "course"     # "whole" regime: "course" (the course's loop) or "trl" (trl's SFTTrainer and
+                               # DPOTrainer with the course's losses: mixed precision, gradient accumulation, DDP)
     n_generate: int = 3        # prompts of each kind answered side by side
     max_new_tokens: int = 40
 
@@ -126,7 +128,8 @@ PROFILES: dict[str, Profile] = {
         finetune_jobs=True,
         po=POSettings(weak="gpt2", strong="gpt2-large", n_train=4000, n_test=4000, n_helpful=4000,
                       max_prompt=256, max_response=256, batch_size=32, lr=1e-6, regime="whole", lora_r=0,
-                      dpo_epochs=3, n_generate=5, max_new_tokens=64, seeds=(0, 1, 2), n_twins=2, mid="gpt2-medium"),
+                      dpo_epochs=3, n_generate=5, max_new_tokens=64, seeds=(0, 1, 2), n_twins=2, mid="gpt2-medium",
+                      engine="trl"),
         description="the paper's scale: GPT-2 ladder from the hub, 4000 pairs per pool, GPU(s), max length 512",
     ),
 }

@@ -148,6 +148,8 @@ class PolicyLab:
             self._announced.add(name)
             print(memory.announce(name, self.loaded(rung).model.config, 2 * config.batch_size,
                                   self.S.max_prompt + self.S.max_response), flush=True)
+        if self.S.regime == "whole" and self.S.engine == "trl":
+            return self._train_trl(rung, config, parts, label, conflict)
         policy = self.base_policy(rung)
         sft_key = self._key(rung, config.replace(loss="sft", beta=0.0, gamma=0.0, alpha=0.0, po_lr=0.0,
                                                  po_epochs=0), parts)
@@ -158,6 +160,29 @@ class PolicyLab:
             self._sft[sft_key] = {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()}
         return training.preference_optimise(policy, data, label, config, conflict=conflict, progress=self.progress,
                                             history=history, watch=self._watcher(rung, config.loss) if watch else None)
+
+    def _train_trl(self, rung, config: POConfig, parts: Sequence[Part], label: torch.Tensor,
+                   conflict: torch.Tensor | None) -> WholePolicy:
+        """SFT then DPO/SimPO of a whole model through trl's trainers (``engine="trl"``): the same
+        objective, schedule and data as :meth:`train`, on untruncated text (trl tokenises it; the
+        course's ``max_prompt``/``max_response`` cuts apply to scoring only). No per-step history."""
+        from w2s_helpers.policies import trl_trainers
+
+        L = self.loaded(rung)
+        pairs = [self.pools[pool][i] for pool, idx, _ in parts
+                 for i in (range(len(self.pools[pool])) if idx is None else [int(j) for j in idx])]
+        mixed = self.device == "cuda" and self.P.precision == "bfloat16"
+        policy = self.base_policy(rung)
+        for stage in ("sft", "po"):
+            model = training.with_lora(policy, config, config.seed + (stage == "po"))
+            lm = model.lm if isinstance(model, WholePolicy) else model
+            make = trl_trainers.make_sft_trainer if stage == "sft" else trl_trainers.make_po_trainer
+            kw = {} if stage == "sft" else {"conflict": conflict}
+            trainer = make(lm, L.tokenizer, pairs, label, config, bf16=mixed, use_cpu=self.device == "cpu", **kw)
+            trainer.train()
+            policy.lm = trainer.model
+            policy = training.merge_adapters(model, policy)
+        return policy
 
     def _watcher(self, rung, loss: str):
         """policy -> its accuracy on the first WATCH_PAIRS test pairs, under the loss's rule."""
@@ -247,7 +272,10 @@ def run_settings(S) -> dict[str, object]:
     """The profile's policy settings that decide how a run trains and what it scores: part of every
     run's key. Fields that only say which runs a chapter makes (:data:`NOT_IN_KEY`) are left out,
     so adding a seed or a twin does not invalidate the runs already cached."""
-    return {k: getattr(v, "name", v) for k, v in asdict(S).items() if k not in NOT_IN_KEY}
+    out = {k: getattr(v, "name", v) for k, v in asdict(S).items() if k not in NOT_IN_KEY}
+    if out.get("engine") == "course":      # the default engine leaves the keys as they were before it existed
+        del out["engine"]
+    return out
 
 
 NOT_IN_KEY = ("seeds", "n_twins", "n_generate", "max_new_tokens", "mid")

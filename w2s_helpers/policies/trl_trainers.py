@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from w2s_helpers.core.data import PreferencePair
 from w2s_helpers.policies.encoding import prompt_text
-from w2s_helpers.policies.training import POConfig, po_loss
+from w2s_helpers.policies.training import POConfig, po_loss, warmup_schedule
 
 
 def preference_rows(pairs: Sequence[PreferencePair], weak_label: torch.Tensor,
@@ -76,10 +76,27 @@ def completion_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     return -(nll * mask).sum(1), mask.sum(1)
 
 
+class CourseSchedule:
+    """A trainer mixin: with ``course_schedule`` set, the learning rate follows the course's loop
+    (:func:`w2s_helpers.policies.training.warmup_schedule`: linear warm-up over ``warmup`` of the
+    updates, then linear decay) instead of transformers' schedule of the same name, which starts
+    its warm-up at zero. Overrides the public ``create_scheduler``."""
+
+    course_schedule: bool = False
+    warmup: float = 0.1
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if not self.course_schedule:
+            return super().create_scheduler(num_training_steps, optimizer)
+        if self.lr_scheduler is None:
+            self.lr_scheduler = warmup_schedule(optimizer or self.optimizer, num_training_steps, self.warmup)
+        return self.lr_scheduler
+
+
 def _trainer_class():
     from trl import DPOTrainer
 
-    class W2SDPOTrainer(DPOTrainer):
+    class W2SDPOTrainer(CourseSchedule, DPOTrainer):
         """DPOTrainer on hard weak labels with the course's loss and explicit-conflict term."""
 
         def __init__(self, *args, po: POConfig, **kwargs):
@@ -112,7 +129,7 @@ def _trainer_class():
 
 
 def make_po_trainer(model, tokenizer, pairs: Sequence[PreferencePair], weak_label: torch.Tensor, config: POConfig,
-                     conflict: torch.Tensor | None = None, output_dir: str | None = None, scheduler: str = "linear",
+                     conflict: torch.Tensor | None = None, output_dir: str | None = None, scheduler: str = "course",
                      grad_accum: int = 1, bf16: bool = False, checkpointing: bool = False, save_steps: int = 0,
                      use_cpu: bool | None = None):
     """A configured :class:`W2SDPOTrainer` (DPO or SimPO, as ``config.loss`` says) for a whole causal
@@ -120,8 +137,8 @@ def make_po_trainer(model, tokenizer, pairs: Sequence[PreferencePair], weak_labe
 
     config:     the course's POConfig (loss, beta, gamma, alpha, po_lr, po_epochs, batch_size per
                 process and step, warmup share, seed)
-    scheduler:  transformers' schedule name ("linear": warm-up then linear decay, as the course's
-                loop; "constant" for tests that compare steps one by one)
+    scheduler:  "course" (the course's loop's warm-up and decay: :class:`CourseSchedule`) or a
+                transformers schedule name ("constant", "linear", ...)
     Gradients are not clipped, as in the course's loop. Refuses the ``nn.DataParallel`` fallback.
     """
     import datasets
@@ -141,15 +158,17 @@ def make_po_trainer(model, tokenizer, pairs: Sequence[PreferencePair], weak_labe
         output_dir=out,
         beta=config.beta, loss_type=["sigmoid"], learning_rate=config.po_lr, num_train_epochs=config.po_epochs,
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=grad_accum,
-        lr_scheduler_type=scheduler, warmup_steps=float(config.warmup), weight_decay=0.0, max_grad_norm=0.0,
-        seed=config.seed, data_seed=config.seed, bf16=bf16, gradient_checkpointing=checkpointing,
-        precompute_ref_log_probs=True, max_length=None, remove_unused_columns=False, use_cpu=use_cpu,
+        lr_scheduler_type="linear" if scheduler == "course" else scheduler, warmup_steps=float(config.warmup),
+        weight_decay=0.0, max_grad_norm=0.0, seed=config.seed, data_seed=config.seed, bf16=bf16,
+        gradient_checkpointing=checkpointing, precompute_ref_log_probs=True, max_length=None, remove_unused_columns=False, use_cpu=use_cpu,
         save_strategy="steps" if save_steps > 0 else "no", save_steps=save_steps if save_steps > 0 else 500,
         report_to="none", disable_tqdm=True, logging_steps=10, dataloader_num_workers=0,
     )
     collator = _collator_class()(pad_token_id=tokenizer.pad_token_id)
-    return _trainer_class()(model=model, args=args, train_dataset=train, processing_class=tokenizer,
-                            data_collator=collator, po=config)
+    trainer = _trainer_class()(model=model, args=args, train_dataset=train, processing_class=tokenizer,
+                               data_collator=collator, po=config)
+    trainer.course_schedule, trainer.warmup = scheduler == "course", config.warmup
+    return trainer
 
 
 def _shared_rows_dataset(rows: list[dict], kind: str, use_cpu: bool):
@@ -170,7 +189,7 @@ def _shared_rows_dataset(rows: list[dict], kind: str, use_cpu: bool):
 
 
 def make_sft_trainer(model, tokenizer, pairs: Sequence[PreferencePair], label: torch.Tensor, config: POConfig,
-                     output_dir: str | None = None, scheduler: str = "linear", grad_accum: int = 1, bf16: bool = False,
+                     output_dir: str | None = None, scheduler: str = "course", grad_accum: int = 1, bf16: bool = False,
                      checkpointing: bool = False, use_cpu: bool | None = None):
     """trl's ``SFTTrainer`` on the preferred response of each pair (``label`` [N] True: the chosen,
     harmless side; else the rejected one): the course's :func:`~w2s_helpers.policies.training.sft`
@@ -178,6 +197,9 @@ def make_sft_trainer(model, tokenizer, pairs: Sequence[PreferencePair], label: t
     gradients not clipped; dropout switched off in ``model``, as the course's loop trains in eval mode)."""
     import datasets
     from trl import SFTConfig, SFTTrainer
+
+    class W2SSFTTrainer(CourseSchedule, SFTTrainer):
+        """SFTTrainer with the course's learning-rate schedule when asked."""
 
     from w2s_helpers.core import store
     from w2s_helpers.core.models import refuse_data_parallel
@@ -198,9 +220,11 @@ def make_sft_trainer(model, tokenizer, pairs: Sequence[PreferencePair], label: t
     args = SFTConfig(
         output_dir=out, learning_rate=config.sft_lr, num_train_epochs=config.sft_epochs,
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=grad_accum,
-        lr_scheduler_type=scheduler, warmup_steps=float(config.warmup), weight_decay=0.0, max_grad_norm=0.0,
-        seed=config.seed, data_seed=config.seed, bf16=bf16, gradient_checkpointing=checkpointing,
-        completion_only_loss=True, max_length=None, use_cpu=use_cpu, save_strategy="no", report_to="none",
+        lr_scheduler_type="linear" if scheduler == "course" else scheduler, warmup_steps=float(config.warmup),
+        weight_decay=0.0, max_grad_norm=0.0, seed=config.seed, data_seed=config.seed, bf16=bf16,
+        gradient_checkpointing=checkpointing, completion_only_loss=True, max_length=None, use_cpu=use_cpu, save_strategy="no", report_to="none",
         disable_tqdm=True, logging_steps=10, dataloader_num_workers=0,
     )
-    return SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer)
+    trainer = W2SSFTTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer)
+    trainer.course_schedule, trainer.warmup = scheduler == "course", config.warmup
+    return trainer
