@@ -54,6 +54,18 @@ def crash_after(step: int):
     return At()
 
 
+def step_counter():
+    from transformers import TrainerCallback
+
+    class Count(TrainerCallback):
+        n = 0
+
+        def on_step_end(self, args, state, control, **kw):
+            self.n += 1
+
+    return Count()
+
+
 def test_a_job_survives_its_file(tmp_path, tiny_hub_folders):
     job = tiny_job(tiny_hub_folders)
     path = tmp_path / "jobs.jsonl"
@@ -107,7 +119,9 @@ def test_an_interrupted_job_resumes_to_the_same_fit(tiny_hub_folders, tmp_path, 
         jobs.run(job, save_steps=2, callbacks=[crash_after(5)], verbose=False)
     assert jobs.last_checkpoint(jobs.checkpoint_dir(job)).name == "checkpoint-4"
     assert jobs.status([job])["interrupted"] == 1
-    resumed = jobs.run(job, save_steps=2, verbose=False)               # from update 4
+    steps = step_counter()
+    resumed = jobs.run(job, save_steps=2, callbacks=[steps], verbose=False)     # from update 4
+    assert steps.n == 4                                                # 4 of 8 updates: resumed, not restarted
     for pool in whole:
         torch.testing.assert_close(resumed[pool], whole[pool], rtol=0, atol=1e-5)
     # and the fit is not the untrained model's: resuming did train

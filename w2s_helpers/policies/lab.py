@@ -204,7 +204,8 @@ class PolicyLab:
         if path.exists() and (blocks.exists() or not keep):
             try:
                 got = _read_run(path)
-                if not watch or "po.watch_accuracy" in got.history:
+                trl = self.S.regime == "whole" and self.S.engine == "trl"     # (trl runs record no history)
+                if not watch or trl or "po.watch_accuracy" in got.history:
                     return got
             except Exception as e:  # a truncated file: train again
                 import warnings

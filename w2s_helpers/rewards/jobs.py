@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,23 +220,25 @@ def per_device_batch(batch_size: int, processes: int, grad_accum: int) -> int:
     return per
 
 
-def process_state():
-    """accelerate's view of this process (rank, count, device). Without a GPU the processes of a
-    launch run on the CPU and talk through gloo (accelerate needs ``cpu=True`` to choose that)."""
+def process_state(cpu: bool | None = None):
+    """accelerate's view of this process (rank, count, device). Without a GPU (or with ``cpu``) the
+    processes of a launch run on the CPU and talk through gloo (accelerate needs ``cpu=True`` for that)."""
     from accelerate import PartialState
 
-    return PartialState(cpu=not torch.cuda.is_available())
+    return PartialState(cpu=not torch.cuda.is_available() if cpu is None else cpu)
 
 
 def run(job: Job, pools: dict[str, list[PreferencePair]] | None = None, save_steps: int = 0, grad_accum: int = 1,
-        checkpointing: bool = False, callbacks: Sequence[Any] = (), verbose: bool = True) -> dict[str, torch.Tensor]:
+        checkpointing: bool = False, callbacks: Sequence[Any] = (), verbose: bool = True,
+        cpu: bool | None = None) -> dict[str, torch.Tensor]:
     """Train one job (resuming from its last checkpoint), score its pools, save; return the margins.
 
     Works in one process or under ``accelerate launch`` (every process calls it; the trainer
     shards the batches, rank 0 scores and writes, the others wait). ``save_steps`` > 0 writes a
     checkpoint every that many updates; the folder is removed once the fit is saved.
     ``grad_accum`` and ``checkpointing`` change memory, not the updates, so they are not part of
-    the job: choose them per machine. Returns {pool: delta [N_pool]} (every process gets it).
+    the job: choose them per machine. ``cpu``: train on the CPU even where a GPU is visible (a CPU
+    profile; default: the GPU when there is one). Returns {pool: delta [N_pool]} (every process gets it).
     """
     from w2s_helpers.core import work
     from w2s_helpers.rewards import finetune
@@ -243,7 +246,7 @@ def run(job: Job, pools: dict[str, list[PreferencePair]] | None = None, save_ste
     done = load_result(job)
     if done is not None:
         return done
-    state = process_state()
+    state = process_state(cpu)
     pools = pools if pools is not None else read_pools(job.pools)
     cfg = job.config
     use_cpu = state.device.type == "cpu"
@@ -262,6 +265,8 @@ def run(job: Job, pools: dict[str, list[PreferencePair]] | None = None, save_ste
 
         print(memory.announce(job.rung_name, rm.model.config, 2 * per, n, weight_bytes=4), flush=True)
     folder = checkpoint_dir(job)
+    # the job's precision, whatever the launch layout says (transformers reads this before its own flags)
+    os.environ["ACCELERATE_MIXED_PRECISION"] = "bf16" if tc.bf16 else "no"
     trainer = finetune.make_trainer(rm, ds, tc, output_dir=str(folder), save_steps=save_steps)
     for cb in callbacks:
         trainer.add_callback(cb)

@@ -187,7 +187,7 @@ class Lab:
         """A block of fits that queues every missing one (a profile with ``finetune_jobs``) and ends with
         :meth:`require_trained`. Inside it a queued fit's margins are NaN, so later fits that depend on
         them count as waiting; outside it they raise :class:`PendingFits`. Elsewhere it changes nothing."""
-        self.collecting = True
+        self.collecting, self.queued, self.waiting = True, set(), 0    # a re-run cell counts afresh
         try:
             yield self
         finally:
@@ -371,7 +371,7 @@ class AdaptLab(Lab):
         if done is not None:
             return dict(done)
         if not self.profile.finetune_jobs:
-            return jobs.run(job, pools=self.pools, verbose=self.verbose)
+            return jobs.run(job, pools=self.pools, verbose=self.verbose, cpu=self._device() == "cpu")
         jobs.append(jobs.jobs_file(self.profile.name, self.data_hash), job)
         self.queued.add(job.key)
         return job.key
