@@ -120,32 +120,31 @@ def test_two_processes_under_accelerate_train_the_policy_one_process_trains(tiny
     assert (half - logps[1]).abs().max().item() > 1e-2 * moved
 
 
-def test_trl_simpo_trains_the_course_s_policy(tiny_hub_folders):
-    lm = tiny_lm(tiny_hub_folders, "gpt2")
+def trained_both_ways(folders, cfg, course_step, make_trainer):
+    """(before, course, trl): log-probs [N, 2] of the base model and of its copies trained by the course's
+    ``course_step`` and by trl's ``make_trainer`` (constant learning rate)."""
+    lm = tiny_lm(folders, "gpt2")
     data = encoding.Tokens(encoding.encode_pairs(lm.tokenizer, PAIRS), lm.tokenizer.pad_token_id)
+    before = sequence_logps(WholePolicy(lm.model), data)
+    course = sequence_logps(course_step(WholePolicy(lm.model), data, WEAK, cfg, progress=False), data)
+    trainer = make_trainer(WholePolicy(lm.model).lm, lm.tokenizer, PAIRS, WEAK, cfg, scheduler="constant")
+    trainer.train()
+    return before, course, sequence_logps(WholePolicy(trainer.model.eval()), data)
+
+
+def test_trl_simpo_trains_the_course_s_policy(tiny_hub_folders):
     cfg = training.POConfig.for_loss("simpo", alpha=0.5, lora_r=0, po_lr=1e-2, po_epochs=2, batch_size=len(PAIRS),
                                      warmup=0.0)
-    before = sequence_logps(WholePolicy(lm.model), data)
-    course = sequence_logps(training.preference_optimise(WholePolicy(lm.model), data, WEAK, cfg, progress=False), data)
-    trainer = trl_trainers.make_po_trainer(WholePolicy(lm.model).lm, lm.tokenizer, PAIRS, WEAK, cfg,
-                                           scheduler="constant")
-    trainer.train()
-    trl = sequence_logps(WholePolicy(trainer.model.eval()), data)
+    before, course, trl = trained_both_ways(tiny_hub_folders, cfg, training.preference_optimise,
+                                            trl_trainers.make_po_trainer)
     moved = (course - before).abs().max().item()
     assert moved > 0.1
     torch.testing.assert_close(trl, course, rtol=0, atol=1e-3 * moved)
 
 
 def test_trl_sft_trains_the_course_s_sft_policy(tiny_hub_folders):
-    lm = tiny_lm(tiny_hub_folders, "gpt2")
-    data = encoding.Tokens(encoding.encode_pairs(lm.tokenizer, PAIRS), lm.tokenizer.pad_token_id)
     cfg = training.POConfig.for_loss("dpo", lora_r=0, sft_lr=1e-2, sft_epochs=2, batch_size=len(PAIRS), warmup=0.0)
-    before = sequence_logps(WholePolicy(lm.model), data)
-    course = sequence_logps(training.sft(WholePolicy(lm.model), data, WEAK, cfg, progress=False), data)
-    trainer = trl_trainers.make_sft_trainer(WholePolicy(lm.model).lm, lm.tokenizer, PAIRS, WEAK, cfg,
-                                            scheduler="constant")
-    trainer.train()
-    trl = sequence_logps(WholePolicy(trainer.model.eval()), data)
+    before, course, trl = trained_both_ways(tiny_hub_folders, cfg, training.sft, trl_trainers.make_sft_trainer)
     moved = (course - before).abs().max().item()
     assert moved > 0.1
     torch.testing.assert_close(trl, course, rtol=0, atol=1e-3 * moved)
