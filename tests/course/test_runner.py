@@ -68,3 +68,20 @@ def test_a_chapter_that_declares_out_dir_is_given_its_output_folder():
     assert "OUT_DIR" in runner.parameters_source(runner.NOTEBOOKS / "06_reproduction_report.ipynb")
     assert "OUT_DIR" not in runner.parameters_source(runner.NOTEBOOKS / "05_mitigations.ipynb")
     assert "PROFILE" in runner.parameters_source(runner.NOTEBOOKS / "00_setup.ipynb")
+
+
+def test_peak_memory_counts_a_kernel_that_ends_between_two_samples():
+    # In a fresh interpreter (so no earlier child sets the rusage figure), a child that holds
+    # ~300 MiB for a moment and exits is counted although the sampler never looks in time.
+    import subprocess
+    import sys
+
+    code = (
+        "import subprocess, sys\n"
+        "from w2s_helpers.course.runner import _PeakRSS\n"
+        "with _PeakRSS(every_s=3600) as rss:\n"
+        "    subprocess.run([sys.executable, '-c', 'x = bytearray(300 * 2**20); x[::4096] = b\"1\" * len(x[::4096])'], check=True)\n"
+        "print(rss.peak)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout.strip()) >= 300 * 2**20
