@@ -26,6 +26,7 @@ gradient accumulation all make the same updates (up to floating-point order).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import shutil
@@ -65,7 +66,9 @@ class Job:
 
     @property
     def key(self) -> str:
-        return store.content_hash(JOBS_VERSION, self.to_dict(), length=20)
+        from w2s_helpers.rewards.lab import FIT_VERSION     # a change to what a fit means changes every key
+
+        return store.content_hash(JOBS_VERSION, FIT_VERSION, self.to_dict(), length=20)
 
     @property
     def n_pairs(self) -> int:
@@ -220,12 +223,21 @@ def per_device_batch(batch_size: int, processes: int, grad_accum: int) -> int:
     return per
 
 
+# How long a process of a launch waits at a barrier (torch's default is 10 minutes with NCCL): rank 0
+# scores every pool of a job alone while the others wait, which a 7B model on a large pool may exceed.
+BARRIER_TIMEOUT_MIN = 120
+
+
 def process_state(cpu: bool | None = None):
     """accelerate's view of this process (rank, count, device). Without a GPU (or with ``cpu``) the
-    processes of a launch run on the CPU and talk through gloo (accelerate needs ``cpu=True`` for that)."""
+    processes of a launch run on the CPU and talk through gloo (accelerate needs ``cpu=True`` for that).
+    The first call of a launch sets up the process group, with :data:`BARRIER_TIMEOUT_MIN`."""
+    from datetime import timedelta
+
     from accelerate import PartialState
 
-    return PartialState(cpu=not torch.cuda.is_available() if cpu is None else cpu)
+    return PartialState(cpu=not torch.cuda.is_available() if cpu is None else cpu,
+                        timeout=timedelta(minutes=BARRIER_TIMEOUT_MIN))
 
 
 def run(job: Job, pools: dict[str, list[PreferencePair]] | None = None, save_steps: int = 0, grad_accum: int = 1,
@@ -280,6 +292,11 @@ def run(job: Job, pools: dict[str, list[PreferencePair]] | None = None, save_ste
         final = folder / "final"
         trainer.save_model(str(final))                 # gathers FSDP shards into one state dict
         state.wait_for_everyone()
+        del trainer                                    # its model and optimiser state, before the reload
+        rm.model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
         if state.is_main_process:
             from transformers import AutoModelForSequenceClassification
 
