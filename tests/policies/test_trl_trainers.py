@@ -120,14 +120,16 @@ def test_two_processes_under_accelerate_train_the_policy_one_process_trains(tiny
     assert (half - logps[1]).abs().max().item() > 1e-2 * moved
 
 
-def trained_both_ways(folders, cfg, course_step, make_trainer):
+def trained_both_ways(folders, cfg, course_step, make_trainer, max_prompt=None, max_response=None):
     """(before, course, trl): log-probs [N, 2] of the base model and of its copies trained by the course's
-    ``course_step`` and by trl's ``make_trainer`` (constant learning rate)."""
+    ``course_step`` and by trl's ``make_trainer`` (constant learning rate), on pairs cut to
+    ``max_prompt``/``max_response`` tokens (scored on the same cut pairs)."""
     lm = tiny_lm(folders, "gpt2")
-    data = encoding.Tokens(encoding.encode_pairs(lm.tokenizer, PAIRS), lm.tokenizer.pad_token_id)
+    data = encoding.Tokens(encoding.encode_pairs(lm.tokenizer, PAIRS, max_prompt, max_response), lm.tokenizer.pad_token_id)
     before = sequence_logps(WholePolicy(lm.model), data)
     course = sequence_logps(course_step(WholePolicy(lm.model), data, WEAK, cfg, progress=False), data)
-    trainer = make_trainer(WholePolicy(lm.model).lm, lm.tokenizer, PAIRS, WEAK, cfg, scheduler="constant")
+    trainer = make_trainer(WholePolicy(lm.model).lm, lm.tokenizer, PAIRS, WEAK, cfg, scheduler="constant",
+                           max_prompt=max_prompt, max_response=max_response)
     trainer.train()
     return before, course, sequence_logps(WholePolicy(trainer.model.eval()), data)
 
@@ -153,3 +155,23 @@ def test_trl_sft_trains_the_course_s_sft_policy(tiny_hub_folders):
     trained = torch.where(WEAK, gain[:, 0], gain[:, 1])
     other = torch.where(WEAK, gain[:, 1], gain[:, 0])
     assert trained.mean() > other.mean()
+
+
+def test_trl_trains_on_the_course_s_cut_pairs(tiny_hub_folders):
+    # prompts cut to their last 3 tokens and responses to their first 4, in both stages: trl sees
+    # the tokens the course's loop sees, so SFT then SimPO end at the same policy
+    lm = tiny_lm(tiny_hub_folders, "gpt2")
+    cut = encoding.encode_pairs(lm.tokenizer, PAIRS, 3, 4)
+    full = encoding.encode_pairs(lm.tokenizer, PAIRS)
+    assert cut.ids != full.ids                                        # the cuts bite on these pairs
+    rows = trl_trainers.preference_rows(lm.tokenizer, PAIRS, WEAK, max_prompt=3, max_response=4)
+    n = len(PAIRS)
+    assert [r["prompt_ids"] + r["chosen_ids"] for r in rows] == cut.ids[:n]
+    assert [r["prompt_ids"] + r["rejected_ids"] for r in rows] == cut.ids[n:]
+    cfg = training.POConfig.for_loss("dpo", lora_r=0, sft_lr=1e-2, sft_epochs=2, batch_size=len(PAIRS), warmup=0.0)
+    for step, make in ((training.sft, trl_trainers.make_sft_trainer),
+                       (training.preference_optimise, trl_trainers.make_po_trainer)):
+        before, course, trl = trained_both_ways(tiny_hub_folders, cfg, step, make, max_prompt=3, max_response=4)
+        moved = (course - before).abs().max().item()
+        assert moved > 0.1
+        torch.testing.assert_close(trl, course, rtol=0, atol=1e-3 * moved)

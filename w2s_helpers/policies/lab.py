@@ -164,8 +164,8 @@ class PolicyLab:
     def _train_trl(self, rung, config: POConfig, parts: Sequence[Part], label: torch.Tensor,
                    conflict: torch.Tensor | None) -> WholePolicy:
         """SFT then DPO/SimPO of a whole model through trl's trainers (``engine="trl"``): the same
-        objective, schedule and data as :meth:`train`, on untruncated text (trl tokenises it; the
-        course's ``max_prompt``/``max_response`` cuts apply to scoring only). No per-step history."""
+        objective, schedule, data and tokens as :meth:`train` (the profile's ``max_prompt`` and
+        ``max_response`` cuts included). No per-step history."""
         from w2s_helpers.policies import trl_trainers
 
         L = self.loaded(rung)
@@ -178,7 +178,8 @@ class PolicyLab:
             lm = model.lm if isinstance(model, WholePolicy) else model
             make = trl_trainers.make_sft_trainer if stage == "sft" else trl_trainers.make_po_trainer
             kw = {} if stage == "sft" else {"conflict": conflict}
-            trainer = make(lm, L.tokenizer, pairs, label, config, bf16=mixed, use_cpu=self.device == "cpu", **kw)
+            trainer = make(lm, L.tokenizer, pairs, label, config, bf16=mixed, use_cpu=self.device == "cpu",
+                           max_prompt=self.S.max_prompt, max_response=self.S.max_response, **kw)
             trainer.train()
             policy.lm = trainer.model
             policy = training.merge_adapters(model, policy)

@@ -19,10 +19,12 @@ handling are not needed):
 :func:`make_sft_trainer` is trl's ``SFTTrainer`` on the preferred response of each pair
 (completion-only loss: the mean NLL per response token, the course's SFT loss).
 
-Only public methods are overridden (``compute_loss``; the collator adds two columns). trl
-tokenises the text itself, as :func:`w2s_helpers.policies.encoding.encode_pairs` does, but it
-truncates whole sequences (``max_length``) where the course cuts prompts and responses
-separately; with no truncation the two paths see the same tokens (the tests check it).
+Both trainers get the course's tokens (:func:`w2s_helpers.policies.encoding.encode_pairs`, with
+its separate prompt and response cuts), not text: trl's own tokenisation is the same before any
+cut, but it can only truncate whole sequences (``max_length``), and a pair longer than the model's
+positions would fail. The overrides: ``compute_loss`` (the course's loss), ``create_scheduler``
+(its schedule), the collator (two more columns) and ``_prepare_dataset``, trl's one private
+method here, which lets tokenised rows through untouched (trl 1.16; the tests would notice a change).
 """
 
 from __future__ import annotations
@@ -34,21 +36,47 @@ import torch
 import torch.nn.functional as F
 
 from w2s_helpers.core.data import PreferencePair
-from w2s_helpers.policies.encoding import prompt_text
+from w2s_helpers.policies.encoding import common_prefix, encode_pairs
 from w2s_helpers.policies.training import POConfig, po_loss, warmup_schedule
 
 
-def preference_rows(pairs: Sequence[PreferencePair], weak_label: torch.Tensor,
-                    conflict: torch.Tensor | None = None) -> list[dict[str, Any]]:
-    """trl's text columns (chosen = the ground-truth harmless side) plus ``weak_label`` [N] (True:
-    the student is told the harmless side is preferred) and ``conflict`` [N] (default: all)."""
+def preference_rows(tokenizer, pairs: Sequence[PreferencePair], weak_label: torch.Tensor,
+                    conflict: torch.Tensor | None = None, max_prompt: int | None = None,
+                    max_response: int | None = None) -> list[dict[str, Any]]:
+    """trl's tokenised columns (``prompt_ids``, ``chosen_ids`` = the ground-truth harmless side,
+    ``rejected_ids``), made by :func:`~w2s_helpers.policies.encoding.encode_pairs` with the course's
+    cuts (the last ``max_prompt`` prompt tokens, the first ``max_response`` of each response), plus
+    ``weak_label`` [N] (True: the student is told the harmless side is preferred) and ``conflict``
+    [N] (default: all). Where the two sides' prompts tokenise differently, the shared prefix is the
+    prompt and the rest joins each response (as trl does)."""
     n = len(pairs)
     conflict = torch.ones(n, dtype=torch.bool) if conflict is None else conflict.bool()
     if len(weak_label) != n or len(conflict) != n:
         raise ValueError(f"{n} pairs but {len(weak_label)} weak labels and {len(conflict)} conflict marks")
-    return [{"prompt": prompt_text(p), "chosen": " " + p.chosen, "rejected": " " + p.rejected,
-             "weak_label": int(bool(w)), "conflict": int(bool(c))}
-            for p, w, c in zip(pairs, weak_label.tolist(), conflict.tolist())]
+    enc = encode_pairs(tokenizer, pairs, max_prompt, max_response)
+    rows = []
+    for i, (w, c) in enumerate(zip(weak_label.tolist(), conflict.tolist())):
+        chosen, rejected = enc.ids[i], enc.ids[n + i]
+        cut = min(int(enc.starts[i]), int(enc.starts[n + i]), common_prefix(chosen, rejected))
+        rows.append({"prompt_ids": chosen[:cut], "chosen_ids": chosen[cut:], "rejected_ids": rejected[cut:],
+                     "weak_label": int(bool(w)), "conflict": int(bool(c))})
+    return rows
+
+
+def completion_rows(tokenizer, pairs: Sequence[PreferencePair], label: torch.Tensor, max_prompt: int | None = None,
+                    max_response: int | None = None) -> list[dict[str, Any]]:
+    """trl's SFT columns (``input_ids``, ``completion_mask``) of each pair's preferred response
+    (``label`` [N] True: the chosen side), tokenised and cut as :func:`preference_rows` does."""
+    n = len(pairs)
+    if len(label) != n:
+        raise ValueError(f"{n} pairs but {len(label)} labels")
+    enc = encode_pairs(tokenizer, pairs, max_prompt, max_response)
+    rows = []
+    for i, y in enumerate(label.tolist()):
+        r = i if bool(y) else n + i
+        ids, start = enc.ids[r], int(enc.starts[r])
+        rows.append({"input_ids": ids, "completion_mask": [0] * start + [1] * (len(ids) - start)})
+    return rows
 
 
 def _collator_class():
@@ -103,6 +131,13 @@ def _trainer_class():
             self.po = po
             super().__init__(*args, **kwargs)
 
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            """Rows the course tokenised (:func:`preference_rows`) go in as they are: trl would
+            tokenise text again and could not apply the course's separate prompt and response cuts."""
+            if "prompt_ids" in dataset.column_names:
+                return dataset
+            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
         def compute_ref_log_probs(self, model, inputs):
             """trl's reference pass, without the two label columns (the model would get them)."""
             return super().compute_ref_log_probs(model, {k: v for k, v in inputs.items()
@@ -131,9 +166,10 @@ def _trainer_class():
 def make_po_trainer(model, tokenizer, pairs: Sequence[PreferencePair], weak_label: torch.Tensor, config: POConfig,
                      conflict: torch.Tensor | None = None, output_dir: str | None = None, scheduler: str = "course",
                      grad_accum: int = 1, bf16: bool = False, checkpointing: bool = False, save_steps: int = 0,
-                     use_cpu: bool | None = None):
+                     use_cpu: bool | None = None, max_prompt: int | None = None, max_response: int | None = None):
     """A configured :class:`W2SDPOTrainer` (DPO or SimPO, as ``config.loss`` says) for a whole causal
-    LM (full fine-tuning: LoRA, if wanted, is the caller's ``peft`` model).
+    LM (full fine-tuning: LoRA, if wanted, is the caller's ``peft`` model), on the course's tokens
+    (:func:`preference_rows`: ``max_prompt``/``max_response`` cut as the course's loop cuts).
 
     config:     the course's POConfig (loss, beta, gamma, alpha, po_lr, po_epochs, batch_size per
                 process and step, warmup share, seed)
@@ -151,7 +187,7 @@ def make_po_trainer(model, tokenizer, pairs: Sequence[PreferencePair], weak_labe
     if not use_cpu:
         refuse_data_parallel()
     datasets.disable_progress_bars()
-    rows = preference_rows(pairs, weak_label, conflict)
+    rows = preference_rows(tokenizer, pairs, weak_label, conflict, max_prompt, max_response)
     train = _shared_rows_dataset(rows, "trl-po", use_cpu)
     out = output_dir or str(store.cache_dir("trl-po") / store.content_hash(rows, repr(config), length=20))
     args = DPOConfig(
@@ -190,9 +226,11 @@ def _shared_rows_dataset(rows: list[dict], kind: str, use_cpu: bool):
 
 def make_sft_trainer(model, tokenizer, pairs: Sequence[PreferencePair], label: torch.Tensor, config: POConfig,
                      output_dir: str | None = None, scheduler: str = "course", grad_accum: int = 1, bf16: bool = False,
-                     checkpointing: bool = False, use_cpu: bool | None = None):
+                     checkpointing: bool = False, use_cpu: bool | None = None, max_prompt: int | None = None,
+                     max_response: int | None = None):
     """trl's ``SFTTrainer`` on the preferred response of each pair (``label`` [N] True: the chosen,
-    harmless side; else the rejected one): the course's :func:`~w2s_helpers.policies.training.sft`
+    harmless side; else the rejected one), tokenised and cut by the course (:func:`completion_rows`):
+    the course's :func:`~w2s_helpers.policies.training.sft`
     (completion-only loss, mean NLL per response token; sft_lr, sft_epochs, batch_size, warmup, seed;
     gradients not clipped; dropout switched off in ``model``, as the course's loop trains in eval mode)."""
     import datasets
@@ -208,13 +246,10 @@ def make_sft_trainer(model, tokenizer, pairs: Sequence[PreferencePair], label: t
     if not use_cpu:
         refuse_data_parallel()
     datasets.disable_progress_bars()
-    if len(label) != len(pairs):
-        raise ValueError(f"{len(pairs)} pairs but {len(label)} labels")
     for module in model.modules():     # dropout off, as DPOTrainer does by itself (SFTConfig has no such switch)
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-    rows = [{"prompt": prompt_text(p), "completion": " " + (p.chosen if bool(y) else p.rejected)}
-            for p, y in zip(pairs, label.tolist())]
+    rows = completion_rows(tokenizer, pairs, label, max_prompt, max_response)
     train = _shared_rows_dataset(rows, "trl-sft", use_cpu)
     out = output_dir or str(store.cache_dir("trl-sft") / store.content_hash(rows, repr(config), length=20))
     args = SFTConfig(
