@@ -149,7 +149,7 @@ class PolicyLab:
             print(memory.announce(name, self.loaded(rung).model.config, 2 * config.batch_size,
                                   self.S.max_prompt + self.S.max_response), flush=True)
         if self.S.regime == "whole" and self.S.engine == "trl":
-            return self._train_trl(rung, config, parts, label, conflict)
+            return self._train_trl(rung, config, parts, label, conflict, history, watch)
         policy = self.base_policy(rung)
         sft_key = self._key(rung, config.replace(loss="sft", beta=0.0, gamma=0.0, alpha=0.0, po_lr=0.0,
                                                  po_epochs=0), parts)
@@ -162,10 +162,11 @@ class PolicyLab:
                                             history=history, watch=self._watcher(rung, config.loss) if watch else None)
 
     def _train_trl(self, rung, config: POConfig, parts: Sequence[Part], label: torch.Tensor,
-                   conflict: torch.Tensor | None) -> WholePolicy:
+                   conflict: torch.Tensor | None, history: training.History | None = None,
+                   watch: bool = False) -> WholePolicy:
         """SFT then DPO/SimPO of a whole model through trl's trainers (``engine="trl"``): the same
         objective, schedule, data and tokens as :meth:`train` (the profile's ``max_prompt`` and
-        ``max_response`` cuts included). No per-step history."""
+        ``max_response`` cuts included), and the same ``history`` records (per micro-batch)."""
         from w2s_helpers.policies import trl_trainers
 
         L = self.loaded(rung)
@@ -177,7 +178,12 @@ class PolicyLab:
             model = training.with_lora(policy, config, config.seed + (stage == "po"))
             lm = model.lm if isinstance(model, WholePolicy) else model
             make = trl_trainers.make_sft_trainer if stage == "sft" else trl_trainers.make_po_trainer
-            kw = {} if stage == "sft" else {"conflict": conflict}
+            kw = {"history": history}
+            if stage == "po":
+                kw["conflict"] = conflict
+                if watch:
+                    look, view = self._watcher(rung, config.loss), WholePolicy(lm)
+                    kw["watch"] = lambda: look(view)
             trainer = make(lm, L.tokenizer, pairs, label, config, bf16=mixed, use_cpu=self.device == "cpu",
                            max_prompt=self.S.max_prompt, max_response=self.S.max_response, **kw)
             trainer.train()
@@ -205,8 +211,7 @@ class PolicyLab:
         if path.exists() and (blocks.exists() or not keep):
             try:
                 got = _read_run(path)
-                trl = self.S.regime == "whole" and self.S.engine == "trl"     # (trl runs record no history)
-                if not watch or trl or "po.watch_accuracy" in got.history:
+                if not watch or "po.watch_accuracy" in got.history:
                     return got
             except Exception as e:  # a truncated file: train again
                 import warnings

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from w2s_helpers.core.data import PreferencePair
 from w2s_helpers.policies.encoding import common_prefix, encode_pairs
-from w2s_helpers.policies.training import POConfig, po_loss, warmup_schedule
+from w2s_helpers.policies.training import History, POConfig, implied_margin, po_loss, warmup_schedule
 
 
 def preference_rows(tokenizer, pairs: Sequence[PreferencePair], weak_label: torch.Tensor,
@@ -104,6 +104,39 @@ def completion_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     return -(nll * mask).sum(1), mask.sum(1)
 
 
+def record(trainer, key: str, value: float) -> None:
+    """Append ``value`` to ``trainer.history[key]`` when the trainer was given a history."""
+    if getattr(trainer, "history", None) is not None:
+        trainer.history.setdefault(key, []).append(float(value))
+
+
+def _watch_callback(watch, n_watch: int):
+    """A TrainerCallback that records ``watch(None)`` (the held-out accuracy of the policy being
+    trained) before the first update and at ``n_watch`` evenly spaced updates, as the course's
+    loop does ("po.watch_step", "po.watch_accuracy")."""
+    from transformers import TrainerCallback
+
+    class Watch(TrainerCallback):
+        def __init__(self):
+            self.trainer, self.at = None, set()
+
+        def _look(self, step: int, model) -> None:
+            was = model.training
+            record(self.trainer, "po.watch_step", step)
+            record(self.trainer, "po.watch_accuracy", watch())
+            model.train(was)
+
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            self.at = set(torch.linspace(0, state.max_steps, n_watch + 1).round().long().tolist())
+            self._look(0, model)
+
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.global_step in self.at and state.global_step > 0:
+                self._look(state.global_step, model)
+
+    return Watch()
+
+
 class CourseSchedule:
     """A trainer mixin: with ``course_schedule`` set, the learning rate follows the course's loop
     (:func:`w2s_helpers.policies.training.warmup_schedule`: linear warm-up over ``warmup`` of the
@@ -156,8 +189,12 @@ def _trainer_class():
                     loss = loss + po_loss(lp[part], ref[part], lengths[part], label[part], cfg) * (
                         part.sum() / len(label))
             mode = "train" if model.training else "eval"
-            margin = torch.where(label, 1.0, -1.0) * ((lp[:, 0] - ref[:, 0]) - (lp[:, 1] - ref[:, 1]))
-            self._metrics[mode]["w2s/margin"].append(self.po.beta * margin.mean().item())
+            margin = implied_margin(lp.detach(), ref, lengths, label, self.po)
+            self._metrics[mode]["w2s/margin"].append(margin.mean().item())
+            if model.training:          # per micro-batch, as the course's loop logs per step
+                record(self, "po.loss", loss.item())
+                record(self, "po.margin", margin.mean().item())
+                record(self, "po.accuracy", (margin > 0).float().mean().item())
             return (loss, {"logps": lp}) if return_outputs else loss
 
     return W2SDPOTrainer
@@ -166,7 +203,8 @@ def _trainer_class():
 def make_po_trainer(model, tokenizer, pairs: Sequence[PreferencePair], weak_label: torch.Tensor, config: POConfig,
                      conflict: torch.Tensor | None = None, output_dir: str | None = None, scheduler: str = "course",
                      grad_accum: int = 1, bf16: bool = False, checkpointing: bool = False, save_steps: int = 0,
-                     use_cpu: bool | None = None, max_prompt: int | None = None, max_response: int | None = None):
+                     use_cpu: bool | None = None, max_prompt: int | None = None, max_response: int | None = None,
+                     history: History | None = None, watch=None, n_watch: int = 8):
     """A configured :class:`W2SDPOTrainer` (DPO or SimPO, as ``config.loss`` says) for a whole causal
     LM (full fine-tuning: LoRA, if wanted, is the caller's ``peft`` model), on the course's tokens
     (:func:`preference_rows`: ``max_prompt``/``max_response`` cut as the course's loop cuts).
@@ -175,6 +213,9 @@ def make_po_trainer(model, tokenizer, pairs: Sequence[PreferencePair], weak_labe
                 process and step, warmup share, seed)
     scheduler:  "course" (the course's loop's warm-up and decay: :class:`CourseSchedule`) or a
                 transformers schedule name ("constant", "linear", ...)
+    history:    filled while training, as the course's loop fills it ("po.loss", "po.margin",
+                "po.accuracy" per update; with ``watch``, a function of no argument returning the
+                held-out accuracy of the model being trained, "po.watch_step"/"po.watch_accuracy")
     Gradients are not clipped, as in the course's loop. Refuses the ``nn.DataParallel`` fallback.
     """
     import datasets
@@ -204,6 +245,11 @@ def make_po_trainer(model, tokenizer, pairs: Sequence[PreferencePair], weak_labe
     trainer = _trainer_class()(model=model, args=args, train_dataset=train, processing_class=tokenizer,
                                data_collator=collator, po=config)
     trainer.course_schedule, trainer.warmup = scheduler == "course", config.warmup
+    trainer.history = history
+    if watch is not None:
+        cb = _watch_callback(watch, n_watch)
+        cb.trainer = trainer
+        trainer.add_callback(cb)
     return trainer
 
 
@@ -227,7 +273,7 @@ def _shared_rows_dataset(rows: list[dict], kind: str, use_cpu: bool):
 def make_sft_trainer(model, tokenizer, pairs: Sequence[PreferencePair], label: torch.Tensor, config: POConfig,
                      output_dir: str | None = None, scheduler: str = "course", grad_accum: int = 1, bf16: bool = False,
                      checkpointing: bool = False, use_cpu: bool | None = None, max_prompt: int | None = None,
-                     max_response: int | None = None):
+                     max_response: int | None = None, history: History | None = None):
     """trl's ``SFTTrainer`` on the preferred response of each pair (``label`` [N] True: the chosen,
     harmless side; else the rejected one), tokenised and cut by the course (:func:`completion_rows`):
     the course's :func:`~w2s_helpers.policies.training.sft`
@@ -237,7 +283,14 @@ def make_sft_trainer(model, tokenizer, pairs: Sequence[PreferencePair], label: t
     from trl import SFTConfig, SFTTrainer
 
     class W2SSFTTrainer(CourseSchedule, SFTTrainer):
-        """SFTTrainer with the course's learning-rate schedule when asked."""
+        """SFTTrainer with the course's learning-rate schedule when asked, logging "sft.loss" per
+        micro-batch into ``history``."""
+
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            out = super().compute_loss(model, inputs, *args, **kwargs)
+            if model.training:
+                record(self, "sft.loss", (out[0] if isinstance(out, tuple) else out).item())
+            return out
 
     from w2s_helpers.core import store
     from w2s_helpers.core.models import refuse_data_parallel
@@ -262,4 +315,5 @@ def make_sft_trainer(model, tokenizer, pairs: Sequence[PreferencePair], label: t
     )
     trainer = W2SSFTTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer)
     trainer.course_schedule, trainer.warmup = scheduler == "course", config.warmup
+    trainer.history = history        # "sft.loss" per update, as the course's loop logs it
     return trainer
