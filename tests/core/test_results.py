@@ -85,3 +85,16 @@ def test_mitigated_runs_have_their_own_keys_and_stay_out_of_earlier_chapters_tab
     assert len(results.load_runs(role="student")) == 1                      # chapters 1-4 see their own runs
     assert results.load_runs(mitigation="chain via m").iloc[0]["acc"] == 0.0
     assert len(results.load_runs(role="student", mitigation=None)) == 2
+
+
+def test_pick_matches_floats_closely_and_names_what_is_missing():
+    import pandas as pd
+    import pytest
+
+    frame = pd.DataFrame({"model": ["a", "a", "b"], "alpha": [0.0, 0.1 + 0.2, 0.3], "seed": [0, 0, 1]})
+    assert results.pick(frame, alpha=0.3, model="a").name == 1           # 0.1 + 0.2 is close to 0.3
+    assert results.pick(frame, model="b", seed=1).name == 2
+    with pytest.raises(LookupError, match=r"no saved student with model='c'.*: run chapter 2"):
+        results.pick(frame, "student", "run chapter 2", model="c")
+    with pytest.raises(LookupError):
+        results.pick(frame, setting="twin")                               # an absent column matches nothing

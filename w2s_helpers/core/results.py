@@ -184,6 +184,24 @@ def load_runs(**where) -> "pandas.DataFrame":  # noqa: F821
     return pd.DataFrame(rows)
 
 
+def pick(frame: "pandas.DataFrame", what: str = "run", hint: str = "", **where) -> "pandas.Series":  # noqa: F821
+    """The first row of ``frame`` (a :func:`load_runs` table) whose columns equal ``where`` (floats
+    compared with ``np.isclose``). Raises ``LookupError`` naming ``what``, ``where`` and ``hint``
+    (what to run to make it) if none does."""
+    mask = np.ones(len(frame), dtype=bool)
+    for col, value in where.items():
+        if col not in frame:
+            mask &= False
+        elif isinstance(value, float):
+            mask &= np.isclose(frame[col].to_numpy(dtype=float), value)
+        else:
+            mask &= (frame[col] == value).to_numpy()
+    if not mask.any():
+        shown = ", ".join(f"{k}={v!r}" for k, v in where.items())
+        raise LookupError(f"no saved {what} with {shown}" + (f": {hint}" if hint else ""))
+    return frame[mask].iloc[0]
+
+
 def summary_path(name: str, key: dict) -> Path:
     """Where a chapter's summary table for ``key`` lives (``<cache>/results/summaries/``)."""
     return cache_dir("results") / "summaries" / f"{name}-{content_hash(key, RESULTS_VERSION, length=20)}.json"

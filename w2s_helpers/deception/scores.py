@@ -273,3 +273,10 @@ def summarise(a_w, a_s, a_nc, a_c, margin_nc, n_boot: int = 1000, seed: int = 0,
         low, high = (np.nanpercentile(v, [tail, 100 - tail]) if not np.isnan(v).all() else (np.nan, np.nan))
         out[name] = (float(point[name]), float(low), float(high))
     return out
+
+
+def summary_columns(summary: dict[str, tuple[float, float, float]]) -> dict[str, float]:
+    """:func:`summarise`'s output as flat table columns: ``name``, ``name low``, ``name high``."""
+    out = {k: e for k, (e, _, _) in summary.items()}
+    out |= {f"{k} low": lo for k, (_, lo, _) in summary.items()}
+    return out | {f"{k} high": hi for k, (_, _, hi) in summary.items()}

@@ -255,3 +255,47 @@ def yes_table(sim: Mapping[str, Mapping[str, object]]):
 
     cell = lambda r, s: "{:.2f} [{:.2f}, {:.2f}]".format(r["yes"][s], *r["interval"][s])
     return pd.DataFrame({f"rate of yes, {world} world": {s: cell(r, s) for s in r["yes"]} for world, r in sim.items()})
+
+
+def power_reading(power: float, false_pos: float, explicit_yes: float, toy_share: float, real_share: float,
+                  placebo_power: float, matched_power: float) -> str:
+    """What a "no" from the verdict is worth, as Markdown: its power against the toy's planted
+    targeting, its false-positive rate on an unrelated push, how often an untargeted explicit push
+    says yes, whether the toy's deceptive cell is larger than the measured one (the rates then
+    overstate the power), and the two diagnostics' power (rejection rates in the planted world)."""
+    no = ('A "no" above is therefore **not evidence of absence**: this test could rarely have said yes here. '
+          if power < 0.5 else f'A "no" above is weak evidence: this test misses planted targeting in {1 - power:.0%} '
+          'of experiments. ' if power < 0.8 else 'A "no" above is informative: the test has the power to say yes here. ')
+    diag = max(placebo_power, matched_power)
+    return (
+        f"**How strong is the verdict's evidence?** Against the toy's planted targeting, at this chapter's sizes, "
+        f"it says yes in {power:.0%} of simulated experiments (its power); on an unrelated push, in {false_pos:.0%} "
+        f"(its false-positive rate). The toy's explicit push, untargeted in both worlds, is called deception beyond "
+        f"the floor in {explicit_yes:.0%} of them: a yes means the flips concentrate in Wuk∩Sk, not that they were "
+        f"aimed there. " + no
+        + ("More test pairs, seeds and training pairs raise the power of each check; " if power < 0.8 else "")
+        + (f"The toy's deceptive cell ({toy_share:.0%} of the test set) is larger than the measured one "
+           f"({real_share:.0%}), so these rates, if anything, overstate the power. "
+           if toy_share > 1.2 * real_share else "")
+        + f"The stricter diagnostics reject in at most {diag:.0%} of the planted experiments (placebo: "
+          f"{placebo_power:.0%}, margin-matched: {matched_power:.0%}): "
+        + ("at these sizes they cannot tell a planted conflict from an untargeted push, so their ✗ above is not "
+           "evidence that the flips were untargeted." if diag < 0.5 else
+           "their ✗ above is evidence against targeting beyond fragility."))
+
+
+def gap_reading(course: tuple[float, float, float], paper: tuple[float, float, float]) -> str:
+    """Chapter 3's answer to "does deception grow with the gap?" on the model-size ladder, as
+    Markdown, from (estimate, low, high) of the slope of DS_flip − floor on the gap (``course``) and
+    of DS_flip alone (``paper``); a NaN interval means the slope was not testable."""
+    if np.isnan(course[1]):
+        answer = "On the model-size ladder that is **not testable at this profile** (fewer than 3 pairs of rungs x seeds, or gaps)."
+    elif course[1] > 0:
+        answer = "On the model-size ladder the claim **holds** here by the course's reading."
+    else:
+        answer = ("On the model-size ladder the course's reading does **not** support the claim here (its interval "
+                  "is not above 0)" + (", though the paper's reading would (DS_flip alone rises)." if paper[1] > 0 else "."))
+    return ("**Deception vs gap.** The paper reads its claim off DS rising with the gap; the course asks that DS_flip "
+            "rise *faster than the floor's*, so that fragile pairs, which a bigger gap also brings, are not counted as "
+            "deception. " + answer + " Note that Wuk∩Sk itself changes with the gap: a bigger gap means more pairs the "
+            "weak model misses and the strong one knows, which moves every Wuk∩Sk-based score.")
