@@ -98,3 +98,14 @@ def test_pick_matches_floats_closely_and_names_what_is_missing():
         results.pick(frame, "student", "run chapter 2", model="c")
     with pytest.raises(LookupError):
         results.pick(frame, setting="twin")                               # an absent column matches nothing
+
+
+def test_a_pending_run_is_returned_unsaved_only_when_asked(isolated_cache):
+    cfg = results.RunConfig(role="student", model="m", profile="t")
+    nan = lambda: np.full(3, np.nan)
+    with pytest.raises(ValueError, match="not finite"):
+        results.load_or_run(cfg, nan)
+    got = results.load_or_run(cfg, nan, pending_ok=True)               # inside lab.queue(): a queued fit
+    assert np.isnan(got["delta"]).all() and not got["correct"].any() and results.load_run(cfg) is None
+    done = results.load_or_run(cfg, lambda: np.array([1.0, -1.0, 2.0]), pending_ok=True)
+    assert done["correct"].tolist() == [True, False, True] and results.load_run(cfg) is not None

@@ -116,10 +116,15 @@ def load_run(config: RunConfig) -> dict[str, np.ndarray] | None:
     return _read(path)[1]
 
 
-def load_or_run(config: RunConfig, compute: Callable[[], np.ndarray]) -> dict[str, np.ndarray]:
+def load_or_run(config: RunConfig, compute: Callable[[], np.ndarray],
+                pending_ok: bool = False) -> dict[str, np.ndarray]:
     """The saved vectors of ``config``; if there are none, ``compute()`` the run's test
     margins delta [N], save them (correct = delta > 0) and return them. A rerun is free.
-    A saved file that cannot be read (truncated, corrupted) is computed again, with a warning."""
+    A saved file that cannot be read (truncated, corrupted) is computed again, with a warning.
+
+    ``pending_ok`` (pass ``lab.collecting``: inside a reward lab's ``queue()`` block): margins
+    that are not finite, a queued fit's, are returned unsaved (``correct`` all False) instead of
+    refused, so the block can queue every fit before the first is trained."""
     try:
         got = load_run(config)
     except Exception as e:
@@ -129,6 +134,8 @@ def load_or_run(config: RunConfig, compute: Callable[[], np.ndarray]) -> dict[st
         got = None
     if got is None:
         delta = np.asarray(compute(), dtype=np.float32)
+        if pending_ok and not np.isfinite(delta).all():
+            return {"delta": delta, "prob": 1 / (1 + np.exp(-delta)), "correct": np.zeros(len(delta), dtype=bool)}
         save_run(config, delta, delta > 0)
         got = load_run(config)
     return got
