@@ -129,14 +129,36 @@ def test_an_interrupted_job_resumes_to_the_same_fit(tiny_hub_folders, tmp_path, 
     assert (whole["w2s"] - untrained["w2s"]).abs().max() > 100 * 1e-5
 
 
+def grad_norms():
+    """A callback recording the gradient norm each update applies (after accumulation)."""
+    from transformers import TrainerCallback
+
+    class Norms(TrainerCallback):
+        seen: list = []
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kw):
+            grads = [p.grad.detach().flatten() for p in model.parameters() if p.grad is not None]
+            self.seen.append(torch.cat(grads).norm().item())
+
+    cb = Norms()
+    cb.seen = []
+    return cb
+
+
 def test_gradient_accumulation_makes_the_same_updates(tiny_hub_folders, tmp_path, monkeypatch):
     job = tiny_job(tiny_hub_folders)
-    whole = jobs.run(job, verbose=False)
+    norms = {"whole": grad_norms(), "accumulated": grad_norms()}
+    whole = jobs.run(job, verbose=False, callbacks=[norms["whole"]])
     monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "accumulated"))
     jobs.write_pools(POOLS)
-    accumulated = jobs.run(job, grad_accum=2, verbose=False)          # 2 steps of 2 pairs per update
+    accumulated = jobs.run(job, grad_accum=2, verbose=False, callbacks=[norms["accumulated"]])  # 2 x 2 pairs
     for pool in whole:
         torch.testing.assert_close(accumulated[pool], whole[pool], rtol=0, atol=ATOL)
+    # Adam barely sees a gradient's scale, so equal fits alone would miss accumulated gradients
+    # summed instead of averaged; the gradients themselves would not: each update's norm agrees
+    assert len(norms["whole"].seen) == len(norms["accumulated"].seen) == 8            # 16 pairs / 4, 2 epochs
+    torch.testing.assert_close(torch.tensor(norms["accumulated"].seen), torch.tensor(norms["whole"].seen),
+                               rtol=1e-4, atol=0)
 
 
 def test_two_processes_under_accelerate_match_one(tiny_hub_folders, tmp_path):
