@@ -97,3 +97,17 @@ def test_where_it_ran_comes_from_the_runners_stamp(tmp_path):
     with pytest.raises(ValueError, match="no finished chapter"):
         published.write("ci", tmp_path, skipped)
     assert skipped == ["00_x.ipynb"]
+
+
+def test_publishing_one_chapter_keeps_the_others_in_the_readme(tmp_path, monkeypatch):
+    monkeypatch.setattr(published, "RESULTS", tmp_path / "results")
+    for name, day in (("01_first.ipynb", "2026-12-01"), ("02_second.ipynb", "2026-12-02")):
+        build = tmp_path / f"build-{day}"
+        (build / "laptop").mkdir(parents=True)
+        nb = _executed("x")
+        nb["metadata"]["w2s_run"]["finished"] = day
+        (build / "laptop" / name).write_text(json.dumps(nb))
+        published.write("laptop", build)                      # each build holds one chapter only
+    readme = (tmp_path / "results" / "laptop" / "README.md").read_text()
+    assert "[01_first](01_first.ipynb) | a test CPU, 2 cores, float32, 2026-12-01" in readme
+    assert "[02_second](02_second.ipynb) | a test CPU, 2 cores, float32, 2026-12-02" in readme

@@ -127,7 +127,7 @@ def publish(executed: dict, profile: str, ran_on: str) -> dict:
 
 def write(profile: str, build: str | Path = "build", skipped: list[str] | None = None) -> list[Path]:
     """Publish every finished chapter of ``build/<profile>/`` to ``results/<profile>/`` and write
-    its README (the chapters, where each ran). Returns the written paths. A copy without the
+    its README (every chapter published there, this time or before, and where each ran). Returns the written paths. A copy without the
     runner's stamp (still running, stopped, or not run through the runner) is left out and named
     in ``skipped`` (a list to append to); a copy with an error output raises ``ValueError``."""
     src = Path(build) / profile
@@ -162,8 +162,12 @@ def write(profile: str, build: str | Path = "build", skipped: list[str] | None =
              f"`python -m w2s_helpers results --profile {profile}`. They quote a few HH-RLHF pairs (Anthropic, "
              "MIT licence; content warning: harmful requests). No data file is committed.", "",
              "| chapter | ran on | size |", "| --- | --- | --- |"]
-    lines += [f"| [{dst.stem}]({dst.name}) | {where} | {dst.stat().st_size / 1024:.0f} KiB |"
-              for dst, (_, where, _) in zip(written, prepared)]
+    for dst in sorted(out_dir.glob("[0-9][0-9]*_*.ipynb")):     # this run's chapters and those published before
+        try:
+            where = ran_on(json.loads(dst.read_text()))
+        except ValueError:
+            where = "unknown (no record of where it ran)"
+        lines.append(f"| [{dst.stem}]({dst.name}) | {where} | {dst.stat().st_size / 1024:.0f} KiB |")
     readme = out_dir / "README.md"
     atomic_write_bytes(readme, ("\n".join(lines) + "\n").encode())
     return written + [readme]
