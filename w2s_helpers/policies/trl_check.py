@@ -54,7 +54,8 @@ def trl_loss(model: nn.Module, tokenizer, pairs: Sequence[PreferencePair], loss:
             tokenizer = copy.deepcopy(tokenizer)
             tokenizer.bos_token = None
             args = CPOConfig(output_dir=out, beta=2.0 if beta is None else beta, loss_type="simpo", cpo_alpha=0.0,
-                             simpo_gamma=gamma, max_completion_length=None, **common)
+                             simpo_gamma=gamma, max_completion_length=None,
+                             **{**common, "max_length": 2048})   # None reads as 512 here; the pairs are cut already
             trainer = CPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                                  processing_class=tokenizer)
         else:
