@@ -175,3 +175,23 @@ def test_trl_trains_on_the_course_s_cut_pairs(tiny_hub_folders):
         moved = (course - before).abs().max().item()
         assert moved > 0.1
         torch.testing.assert_close(trl, course, rtol=0, atol=1e-3 * moved)
+
+
+def test_a_copied_reference_is_the_sft_copy_and_is_dropped(tiny_hub_folders):
+    # under FSDP trl would load its reference from the model's hub id; the course gives it a copy
+    # of the model as it is (here: weights moved away from the pretrained ones, as SFT does)
+    lm = tiny_lm(tiny_hub_folders, "gpt2")
+    data = encoding.Tokens(encoding.encode_pairs(lm.tokenizer, PAIRS), lm.tokenizer.pad_token_id)
+    pretrained = sequence_logps(WholePolicy(lm.model), data)
+    with torch.no_grad():
+        for p in lm.model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    sft = sequence_logps(WholePolicy(lm.model), data)
+    assert (sft - pretrained).abs().max() > 0.1
+    trainer = trl_trainers.make_po_trainer(WholePolicy(lm.model).lm, lm.tokenizer, PAIRS, WEAK,
+                                            training.POConfig.for_loss("dpo", lora_r=0), copy_reference=True)
+    ds = trainer.train_dataset
+    ref = torch.tensor([[r["ref_chosen_logps"], r["ref_rejected_logps"]] for r in ds])
+    torch.testing.assert_close(ref, sft, rtol=0, atol=1e-4)
+    assert trainer.ref_model is None
+    assert not trl_trainers.fsdp_launch()                  # (the default copies only under an FSDP launch)

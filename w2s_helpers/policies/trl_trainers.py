@@ -29,6 +29,8 @@ method here, which lets tokenised rows through untouched (trl 1.16; the tests wo
 
 from __future__ import annotations
 
+import copy
+import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -200,11 +202,17 @@ def _trainer_class():
     return W2SDPOTrainer
 
 
+def fsdp_launch() -> bool:
+    """Whether this process was started by ``accelerate launch`` with an FSDP layout."""
+    return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
+
+
 def make_po_trainer(model, tokenizer, pairs: Sequence[PreferencePair], weak_label: torch.Tensor, config: POConfig,
                      conflict: torch.Tensor | None = None, output_dir: str | None = None, scheduler: str = "course",
                      grad_accum: int = 1, bf16: bool = False, checkpointing: bool = False, save_steps: int = 0,
                      use_cpu: bool | None = None, max_prompt: int | None = None, max_response: int | None = None,
-                     history: History | None = None, watch=None, n_watch: int = 8):
+                     history: History | None = None, watch=None, n_watch: int = 8,
+                     copy_reference: bool | None = None):
     """A configured :class:`W2SDPOTrainer` (DPO or SimPO, as ``config.loss`` says) for a whole causal
     LM (full fine-tuning: LoRA, if wanted, is the caller's ``peft`` model), on the course's tokens
     (:func:`preference_rows`: ``max_prompt``/``max_response`` cut as the course's loop cuts).
@@ -216,6 +224,10 @@ def make_po_trainer(model, tokenizer, pairs: Sequence[PreferencePair], weak_labe
     history:    filled while training, as the course's loop fills it ("po.loss", "po.margin",
                 "po.accuracy" per update; with ``watch``, a function of no argument returning the
                 held-out accuracy of the model being trained, "po.watch_step"/"po.watch_accuracy")
+    copy_reference: give trl a copy of ``model`` as the reference for the precomputed log-probs
+                (default: under an FSDP launch, where trl would otherwise load the reference from the
+                model's hub id, the pretrained weights instead of the SFT copy; LoRA needs no copy);
+                the copy is dropped once the log-probs are computed
     Gradients are not clipped, as in the course's loop. Refuses the ``nn.DataParallel`` fallback.
     """
     import datasets
@@ -242,8 +254,13 @@ def make_po_trainer(model, tokenizer, pairs: Sequence[PreferencePair], weak_labe
         report_to="none", disable_tqdm=True, logging_steps=10, dataloader_num_workers=0,
     )
     collator = _collator_class()(pad_token_id=tokenizer.pad_token_id)
-    trainer = _trainer_class()(model=model, args=args, train_dataset=train, processing_class=tokenizer,
-                               data_collator=collator, po=config)
+    if copy_reference is None:
+        copy_reference = fsdp_launch() and not hasattr(model, "peft_config")
+    reference = copy.deepcopy(model) if copy_reference else None
+    trainer = _trainer_class()(model=model, ref_model=reference, args=args, train_dataset=train,
+                               processing_class=tokenizer, data_collator=collator, po=config)
+    if reference is not None:           # its log-probs are in the dataset now; training never reads it
+        trainer.ref_model = reference = None
     trainer.course_schedule, trainer.warmup = scheduler == "course", config.warmup
     trainer.history = history
     if watch is not None:
