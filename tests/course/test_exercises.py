@@ -3,6 +3,7 @@ committed copies are the ones the generator writes today."""
 
 import ast
 import json
+import re
 
 import pytest
 
@@ -101,3 +102,16 @@ def test_a_learner_copy_has_no_solution_and_no_output(tmp_path):
     written = exercises.write(out=tmp_path)
     assert {p.name for p in written} == {p.name for p in exercises.chapters()}
     assert exercises.write(out=tmp_path, check=True) == []       # a second run finds nothing to do
+
+
+def test_a_learner_copys_links_out_of_notebooks_still_resolve():
+    from w2s_helpers.core.paths import NOTEBOOKS
+    from w2s_helpers.course.exercises import EXERCISES, learner_copy
+
+    for chapter in sorted(NOTEBOOKS.glob("0*_*.ipynb")):
+        copy = learner_copy(json.loads(chapter.read_text()))
+        for cell in copy["cells"]:
+            if cell["cell_type"] != "markdown":
+                continue
+            for target in re.findall(r"\]\((\.\./[^)#\s]+)", "".join(cell["source"])):
+                assert (EXERCISES / target).resolve().exists(), (chapter.name, target)

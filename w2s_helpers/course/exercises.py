@@ -62,9 +62,12 @@ def _title(cells: list[dict], index: int) -> str:
 
 def learner_copy(notebook: dict) -> dict:
     """A copy of a chapter (nbformat JSON as a dict) with its solution cells stubbed, tagged
-    ``exercise``, and every output and execution count cleared."""
+    ``exercise``, every output and execution count cleared, and its Markdown links out of
+    ``notebooks/`` (``../README.md``, ``../results/...``) pointing one folder further up."""
     nb = copy.deepcopy(notebook)
     for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "markdown":   # the copy lives one folder down: links above notebooks/ go one more up
+            cell["source"] = "".join(cell["source"]).replace("](../", "](../../").splitlines(keepends=True)
         if cell["cell_type"] != "code":
             continue
         cell["outputs"], cell["execution_count"] = [], None
