@@ -138,3 +138,20 @@ def test_a_jobs_profile_queues_fits_and_reads_them_once_trained(tiny_hub_folders
     d_weak, d_student = chapter()                                      # round 3: every fit read
     assert torch.isfinite(d_weak).all() and torch.isfinite(d_student).all()
     assert jobs.status(jobs.read_jobs(path)) == {"finished": 2, "interrupted": 0, "not started": 0}
+
+
+def test_a_fit_has_one_job_key_whatever_other_pools_a_lab_holds(tiny_hub_folders, isolated_cache):
+    # chapter 2's lab adds the helpful pairs to chapter 1's pools: its ceilings must be chapter 1's jobs
+    from w2s_helpers.core.data import PreferencePair
+
+    pair = lambda i: PreferencePair(prompt=f"q{i}", chosen=f"no {i}", rejected=f"yes {i}")
+    pools = {"gt": [pair(i) for i in range(8)], "w2s": [pair(10 + i) for i in range(6)], "test": [pair(20), pair(21)]}
+    rung = tiny_rung(tiny_hub_folders, "gpt2")
+    P = _tiny_profile((rung,)).replace(regime="finetune", finetune_jobs=True)
+    one = reward_lab.AdaptLab(P, dict(pools), precision="float32")
+    two = reward_lab.AdaptLab(P, {**pools, "helpful": [pair(30)]}, precision="float32")
+    job = lambda lab, score: lab.finetune_job(rung, [("gt", torch.arange(4), 1.0)], torch.ones(4), 0, 0.0, score)
+    assert job(one, ("test",)).key == job(two, ("test",)).key
+    assert job(one, ("test",)).key != job(one, ("test", "w2s")).key          # what a job scores is part of it
+    other = reward_lab.AdaptLab(P, {**pools, "test": [pair(22), pair(21)]}, precision="float32")
+    assert job(other, ("test",)).key != job(one, ("test",)).key              # and so are the pairs it reads

@@ -288,7 +288,7 @@ class AdaptLab(Lab):
     acts: dict[str, dict[str, tuple]] = field(default_factory=dict)
     backbones: dict[str, object] = field(default_factory=dict)
     verbose: bool = True
-    pools_key: str = ""          # finetune: the hash under which the pools are written for jobs
+    pools_keys: dict = field(default_factory=dict)   # finetune: pools used by a job -> the hash they are written under
 
     @classmethod
     def build(cls, profile: Profile, regime: str, helpful: bool = False, verbose: bool = True) -> "AdaptLab":
@@ -347,14 +347,17 @@ class AdaptLab(Lab):
         """The :class:`~w2s_helpers.rewards.jobs.Job` of one finetune fit (the pools written once)."""
         from w2s_helpers.rewards import jobs
 
-        if not self.pools_key:
-            self.pools_key = jobs.write_pools(self.pools)
+        # only the pools this job reads, so that another chapter's lab with more pools (chapter 2 adds the
+        # helpful pairs) gives the same fit the same key and reads it instead of training it again
+        used = tuple(sorted({pool for pool, _, _ in parts} | set(score)))
+        if used not in self.pools_keys:
+            self.pools_keys[used] = jobs.write_pools({pool: self.pools[pool] for pool in used})
         sizes = [len(idx) for _, idx, _ in parts]
         split = torch.split(labels, sizes)
         config = {"lr": self.profile.lr, "batch_size": self.profile.batch_size, "epochs": self.profile.epochs,
                   "max_length": self.profile.features.max_length,
                   "bf16": self._device() == "cuda" and self.precision == "bfloat16"}
-        return jobs.Job(rung=jobs.rung_spec(rung), pools=self.pools_key, seed=int(seed), alpha=float(alpha),
+        return jobs.Job(rung=jobs.rung_spec(rung), pools=self.pools_keys[used], seed=int(seed), alpha=float(alpha),
                         parts=tuple((pool, tuple(idx.tolist()), tuple(lab.tolist()))
                                     for (pool, idx, _), lab in zip(parts, split)),
                         score=tuple(score), config=config)
