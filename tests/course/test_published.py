@@ -111,3 +111,25 @@ def test_publishing_one_chapter_keeps_the_others_in_the_readme(tmp_path, monkeyp
     readme = (tmp_path / "results" / "laptop" / "README.md").read_text()
     assert "[01_first](01_first.ipynb) | a test CPU, 2 cores, float32, 2026-12-01" in readme
     assert "[02_second](02_second.ipynb) | a test CPU, 2 cores, float32, 2026-12-02" in readme
+
+
+def test_each_chapters_expected_values_are_in_its_published_run():
+    # a chapter's "What to expect at laptop" table quotes its published run: every number of its
+    # "published value" column must be printed there (republishing with other numbers fails here)
+    from w2s_helpers.core.paths import NOTEBOOKS
+
+    checked = 0
+    for chapter in sorted(NOTEBOOKS.glob("0*_*.ipynb")):
+        cell = next((c for c in json.loads(chapter.read_text())["cells"] if c.get("id") == "expect-laptop"), None)
+        if cell is None:
+            continue
+        run = json.loads((published.RESULTS / "laptop" / chapter.name).read_text())
+        printed = json.dumps([o for c in run["cells"] for o in c.get("outputs", [])], ensure_ascii=False)
+        for row in "".join(cell["source"]).splitlines():
+            cols = [c.strip() for c in row.strip("|").split("|")]
+            if len(cols) != 3 or cols[1] in ("published value", "---"):
+                continue
+            for number in re.findall(r"[−+-]?\d+(?:\.\d+)?%?", cols[1]):
+                assert number.replace("−", "-") in printed, (chapter.name, cols[0], number)
+                checked += 1
+    assert checked >= 20
