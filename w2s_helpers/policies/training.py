@@ -125,7 +125,7 @@ def sft(policy: "TopBlocksPolicy | WholePolicy", data: "Cached | Tokens", label:
         opt.step()
         sched.step()
         flops += 3 * forward_flops(policy, mask, ids, starts) if work.enabled() else 0.0
-        _log(history, "sft.loss", loss.item())
+        log_history(history, "sft.loss", loss.item())
     work.record("train-sft", type(policy).__name__, flops, 0, dtype=work.dtype_of(policy))
     return merge_adapters(model, policy)
 
@@ -155,7 +155,8 @@ def implied_margin(logps: torch.Tensor, ref: torch.Tensor, lengths: torch.Tensor
     return config.beta * torch.where(label.bool(), d, -d)
 
 
-def _log(history: History | None, key: str, value: float) -> None:
+def log_history(history: History | None, key: str, value: float) -> None:
+    """Append one value to history[key] (a per-update curve); does nothing when history is None."""
     if history is not None:
         history.setdefault(key, []).append(float(value))
 
@@ -190,8 +191,8 @@ def preference_optimise(policy: "TopBlocksPolicy | WholePolicy", data: "Cached |
     at = set(torch.linspace(0, len(steps), n_watch + 1).round().long().tolist()) if watch else set()
     for step, batch in enumerate(bar(steps, desc=config.loss.upper(), disable=not progress, leave=False)):
         if step in at:
-            _log(history, "po.watch_step", step)
-            _log(history, "po.watch_accuracy", watch(policy))
+            log_history(history, "po.watch_step", step)
+            log_history(history, "po.watch_accuracy", watch(policy))
         args = data.batch(batch + [n + i for i in batch], dev)
         flops += 3 * forward_flops(policy, *args[1:]) if work.enabled() else 0.0
         lp = policy.logps(*args)
@@ -210,11 +211,11 @@ def preference_optimise(policy: "TopBlocksPolicy | WholePolicy", data: "Cached |
         sched.step()
         if history is not None:
             m = implied_margin(lp.detach(), ref[b].to(dev), lengths[b].to(dev), label[b].to(dev), config)
-            _log(history, "po.loss", loss.item())
-            _log(history, "po.margin", m.mean().item())
-            _log(history, "po.accuracy", (m > 0).float().mean().item())
+            log_history(history, "po.loss", loss.item())
+            log_history(history, "po.margin", m.mean().item())
+            log_history(history, "po.accuracy", (m > 0).float().mean().item())
     if len(steps) in at:
-        _log(history, "po.watch_step", len(steps))
-        _log(history, "po.watch_accuracy", watch(policy))
+        log_history(history, "po.watch_step", len(steps))
+        log_history(history, "po.watch_accuracy", watch(policy))
     work.record(f"train-{config.loss}", type(policy).__name__, flops, 0, dtype=work.dtype_of(policy))
     return merge_adapters(model, policy)

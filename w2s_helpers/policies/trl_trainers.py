@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from w2s_helpers.core.data import PreferencePair
 from w2s_helpers.policies.encoding import common_prefix, encode_pairs
-from w2s_helpers.policies.training import History, POConfig, _log, implied_margin, po_loss, warmup_schedule
+from w2s_helpers.policies.training import History, POConfig, implied_margin, log_history, po_loss, warmup_schedule
 
 
 def preference_rows(tokenizer, pairs: Sequence[PreferencePair], weak_label: torch.Tensor,
@@ -108,7 +108,7 @@ def completion_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
 
 def record(trainer, key: str, value: float) -> None:
     """Append ``value`` to ``trainer.history[key]`` when the trainer was given a history."""
-    _log(getattr(trainer, "history", None), key, value)
+    log_history(getattr(trainer, "history", None), key, value)
 
 
 def _watch_callback(watch, n_watch: int):
