@@ -474,10 +474,20 @@ def load(
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
     model.to(device).eval()
+    return Loaded(rung, tok, model, head, _fingerprint(rung, location, torch_dtype))
+
+
+def _fingerprint(rung: Rung, location: str, torch_dtype) -> str:
     # The dtype is part of the identity: bf16 weights compute other numbers than fp32 ones, so a
     # cache entry made with one is never read for the other.
-    fingerprint = f"{rung.name}:{rung.sha256 or location}:{str(torch_dtype).replace('torch.', '')}"
-    return Loaded(rung, tok, model, head, fingerprint)
+    return f"{rung.name}:{rung.sha256 or location}:{str(torch_dtype).replace('torch.', '')}"
+
+
+def fingerprint(name: str | Rung, dtype: str = "auto", device: str = "auto") -> str:
+    """The fingerprint :func:`load` gives this rung at ``dtype`` on ``device``, without loading the
+    weights (a chapter that only queues jobs keys them by it)."""
+    rung = get_rung(name)
+    return _fingerprint(rung, prepare(rung), resolve_dtype(dtype, resolve_device(device)))
 
 
 def describe() -> list[dict[str, Any]]:

@@ -42,14 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--quiet", action="store_true", help="one line per cell only: do not echo the cells' "
                                                         "prints and progress bars")
 
-    t = sub.add_parser("train", help="train the reward-model jobs a chapter queued at a finetune_jobs profile (paper); "
+    t = sub.add_parser("train", help="train the reward-model or policy jobs a chapter queued at a finetune_jobs profile (paper); "
                                      "under `accelerate launch` for several GPUs (configs/accelerate/)")
     t.add_argument("--jobs", required=True, help="the jobs file the chapter's message names")
     t.add_argument("--save-steps", type=int, default=25, help="a checkpoint every this many updates (0: none); an "
                                                                "interrupted job restarts from its last one")
     t.add_argument("--grad-accum", type=int, default=1, help="accumulate gradients over this many steps per update "
                                                               "(the global batch stays the profile's)")
-    t.add_argument("--checkpointing", action="store_true", help="activation checkpointing (less memory, ~20%% slower)")
+    t.add_argument("--checkpointing", action="store_true", help="activation checkpointing (less memory, ~20%% slower; "
+                                                                     "reward models only)")
     t.add_argument("--status", action="store_true", help="count finished, interrupted and new jobs; train nothing")
 
     e = sub.add_parser("exercises", help="write the learner copies (solutions stubbed) to notebooks/exercises/")
@@ -104,15 +105,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote the splits to {out}\nuse them with: export W2S_DATA_DIR={out}")
         return 0
     if args.cmd == "train":
+        from w2s_helpers.core.launch import kind_of
+        from w2s_helpers.policies import jobs as policy_jobs
         from w2s_helpers.rewards import jobs
 
         try:
-            queued = jobs.read_jobs(args.jobs)
+            policies = kind_of(args.jobs) == "policy"        # a chapter writes one kind per file
+            queued = (policy_jobs if policies else jobs).read_jobs(args.jobs)
             if args.status:
-                print(", ".join(f"{v} {k}" for k, v in jobs.status(queued).items()) + f" (of {len(queued)})")
+                counts = (policy_jobs if policies else jobs).status(queued)
+                print(", ".join(f"{v} {k}" for k, v in counts.items()) + f" (of {len(queued)})")
                 return 0
-            jobs.run_file(args.jobs, save_steps=args.save_steps, grad_accum=args.grad_accum,
-                          checkpointing=args.checkpointing)
+            if policies:
+                policy_jobs.run_file(args.jobs, save_steps=args.save_steps, grad_accum=args.grad_accum)
+            else:
+                jobs.run_file(args.jobs, save_steps=args.save_steps, grad_accum=args.grad_accum,
+                              checkpointing=args.checkpointing)
         except (FileNotFoundError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1

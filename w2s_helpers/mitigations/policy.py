@@ -131,7 +131,8 @@ class PolicyPipelines:
         return self.lab.run(self.S.strong, self.config(loss, seed), self.parts(data, setting, seed), keep=direct)
 
     def pipeline(self, loss: str, seed: int, data: Data) -> dict:
-        """{setting: Run} for every setting of one pipeline (no pair kept: {})."""
-        if len(data[2]) == 0:
+        """{setting: Run} for every setting of one pipeline (no pair kept: {}). Labels of None come
+        from a queued run (at a jobs profile, inside ``with lab.queue()``): the students wait."""
+        if data[2] is not None and len(data[2]) == 0:
             return {}
         return {s: self.student(loss, seed, s, data) for s in SETTINGS}

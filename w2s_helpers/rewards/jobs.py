@@ -37,7 +37,19 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from w2s_helpers.core import models, store
-from w2s_helpers.core.data import PreferencePair, pairs_hash
+from w2s_helpers.core.data import PreferencePair
+from w2s_helpers.core.launch import (  # noqa: F401  (shared with policy jobs; named here as before)
+    BARRIER_TIMEOUT_MIN,
+    append_line,
+    jobs_dir,
+    last_checkpoint,
+    per_device_batch,
+    pools_path,
+    process_state,
+    read_lines,
+    read_pools,
+    write_pools,
+)
 
 # Bump when training or scoring changes what a job returns: every key changes with it.
 JOBS_VERSION = "1"
@@ -115,67 +127,20 @@ def rung_spec(rung: str | models.Rung) -> Any:
 # --------------------------------------------------------------------------- files
 
 
-def jobs_dir() -> Path:
-    return store.cache_dir("jobs")
-
-
 def jobs_file(profile: str, data_hash: str) -> Path:
     """Where a chapter at ``profile`` queues the jobs of its data (one file per profile and data)."""
     return jobs_dir() / f"{profile}-{data_hash}.jsonl"
 
 
-def pools_path(data_hash: str) -> Path:
-    return jobs_dir() / f"pools-{data_hash}.json"
-
-
-def write_pools(pools: dict[str, list[PreferencePair]]) -> str:
-    """Write the pools once (atomically) under their hash; return the hash jobs refer to."""
-    h = pairs_hash([p for name in sorted(pools) for p in pools[name]])
-    path = pools_path(h)
-    if not path.exists():
-        blob = {name: [[p.prompt, p.chosen, p.rejected, p.source] for p in pairs] for name, pairs in pools.items()}
-        store.atomic_write_bytes(path, json.dumps(blob, ensure_ascii=False).encode("utf-8"))
-    return h
-
-
-def read_pools(data_hash: str) -> dict[str, list[PreferencePair]]:
-    """The pools a job's indices refer to; checks their hash."""
-    path = pools_path(data_hash)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: the pools of these jobs are missing (the chapter that queued them "
-                                "writes them; run it again with the same cache directory)")
-    blob = json.loads(path.read_text(encoding="utf-8"))
-    pools = {name: [PreferencePair(*row) for row in rows] for name, rows in blob.items()}
-    if pairs_hash([p for name in sorted(pools) for p in pools[name]]) != data_hash:
-        raise ValueError(f"{path}: its pairs do not hash to {data_hash} (the file was changed)")
-    return pools
-
-
 def append(path: str | Path, job: Job) -> bool:
-    """Add ``job`` to a jobs file unless a job with its key is there; returns whether it was added.
-
-    The file is rewritten atomically, so an interrupted chapter never leaves half a line."""
-    path = Path(path)
-    have = read_jobs(path) if path.exists() else []
-    if any(j.key == job.key for j in have):
-        return False
-    lines = [json.dumps(j.to_dict()) for j in have + [job]]
-    store.atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
-    return True
+    """Add ``job`` to a jobs file unless a job with its key is there; returns whether it was added
+    (an atomic rewrite: an interrupted chapter never leaves half a line)."""
+    return append_line(path, job.to_dict(), lambda d: Job.from_dict(d).key)
 
 
 def read_jobs(path: str | Path) -> list[Job]:
     """The jobs of a JSON-lines file, with a clear error naming the file and line of a bad one."""
-    path = Path(path)
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            out.append(Job.from_dict(json.loads(line)))
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{path}:{n}: not a reward-model job ({type(e).__name__}: {e})") from None
-    return out
+    return read_lines(path, Job.from_dict, "a reward-model job")
 
 
 def result_path(job: Job) -> Path:
@@ -203,41 +168,7 @@ def checkpoint_dir(job: Job) -> Path:
     return store.cache_dir("checkpoints") / job.key
 
 
-def last_checkpoint(folder: Path) -> Path | None:
-    """The newest complete ``checkpoint-<step>`` folder (one with ``trainer_state.json``, which the
-    trainer writes after the weights and optimiser state), or None."""
-    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()
-            and p.name.split("-")[-1].isdigit()]
-    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
-
-
 # --------------------------------------------------------------------------- training
-
-
-def per_device_batch(batch_size: int, processes: int, grad_accum: int) -> int:
-    """Pairs per process and step that make a global batch of ``batch_size`` per update."""
-    per, rest = divmod(batch_size, processes * grad_accum)
-    if rest or per == 0:
-        raise ValueError(f"a global batch of {batch_size} pairs does not split over {processes} processes x "
-                         f"{grad_accum} accumulation steps; choose a batch_size divisible by {processes * grad_accum}")
-    return per
-
-
-# How long a process of a launch waits at a barrier (torch's default is 10 minutes with NCCL): rank 0
-# scores every pool of a job alone while the others wait, which a 7B model on a large pool may exceed.
-BARRIER_TIMEOUT_MIN = 120
-
-
-def process_state(cpu: bool | None = None):
-    """accelerate's view of this process (rank, count, device). Without a GPU (or with ``cpu``) the
-    processes of a launch run on the CPU and talk through gloo (accelerate needs ``cpu=True`` for that).
-    The first call of a launch sets up the process group, with :data:`BARRIER_TIMEOUT_MIN`."""
-    from datetime import timedelta
-
-    from accelerate import PartialState
-
-    return PartialState(cpu=not torch.cuda.is_available() if cpu is None else cpu,
-                        timeout=timedelta(minutes=BARRIER_TIMEOUT_MIN))
 
 
 def run(job: Job, pools: dict[str, list[PreferencePair]] | None = None, save_steps: int = 0, grad_accum: int = 1,
