@@ -86,12 +86,14 @@ def test_a_queued_run_outside_a_queue_block_stops_with_the_command(tiny_hub_fold
         _lab(tiny_hub_folders, jobs_on=False).run(lab.S.weak, CONFIG, [("gt", None, None)])
 
 
-def _one_job(folders):
+def _one_job(folders, copies=1, keep=False, watch=False):
+    """The job of one run on ``copies`` x the six stand-in pairs (a global batch of 6)."""
     lab = _lab(folders)
+    lab.pools["gt"] = PAIRS * copies
     with pytest.raises(PendingRuns):
         with lab.queue():
-            lab.run(lab.S.weak, CONFIG, [("gt", None, torch.tensor([True, False, True, True, False, True]))],
-                    score=("test",))
+            lab.run(lab.S.weak, CONFIG, [("gt", None, torch.tensor([True, False, True, True, False, True] * copies))],
+                    score=("test",), keep=keep, watch=watch)
     path = lab.jobs_path()
     (job,) = jobs.read_jobs(path)
     return job, path
@@ -101,8 +103,10 @@ class Crash(Exception):
     pass
 
 
-def test_a_crashed_job_resumes_to_the_same_run(tiny_hub_folders, isolated_cache):
+def test_a_crashed_job_resumes_to_the_same_run(tiny_hub_folders, isolated_cache, monkeypatch):
     from transformers import TrainerCallback
+
+    from w2s_helpers.policies import trl_trainers
 
     job, _ = _one_job(tiny_hub_folders)
 
@@ -116,17 +120,26 @@ def test_a_crashed_job_resumes_to_the_same_run(tiny_hub_folders, isolated_cache)
     folder = jobs.checkpoint_dir(job)
     assert (folder / "sft.safetensors").exists() and launch.last_checkpoint(folder / "po").name == "checkpoint-2"
     assert jobs.status([job]) == {"finished": 0, "interrupted": 1, "not started": 0}
+    make_sft = trl_trainers.make_sft_trainer
+
+    def no_sft(*a, **k):
+        raise AssertionError("the finished SFT stage was trained again")
+
+    monkeypatch.setattr(trl_trainers, "make_sft_trainer", no_sft)
     resumed = jobs.run(job, save_steps=1, verbose=False)
     assert not folder.exists()                                 # stages removed once the run is saved
     assert resumed.history["sft.loss"].numel() == 1            # the SFT stage's record came back with it
+    assert resumed.history["po.loss"].numel() == 2             # updates 3 and 4: resumed from checkpoint-2
+    monkeypatch.setattr(trl_trainers, "make_sft_trainer", make_sft)
     jobs.result_path(job).unlink()
     whole = jobs.run(job, verbose=False)
+    assert whole.history["po.loss"].numel() == 4
     torch.testing.assert_close(resumed.logps["test"], whole.logps["test"], rtol=0, atol=1e-6)
 
 
 def test_two_processes_under_accelerate_train_the_job_one_process_trains(tiny_hub_folders, tmp_path, monkeypatch):
     monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "one"))
-    job, path = _one_job(tiny_hub_folders)
+    job, path = _one_job(tiny_hub_folders, copies=2)          # 12 pairs: two updates of 6 per epoch
     one = jobs.run(job, verbose=False)
     pairs = launch.read_pools(job.pools)
     two_cache = tmp_path / "two"
@@ -143,7 +156,7 @@ def test_two_processes_under_accelerate_train_the_job_one_process_trains(tiny_hu
     monkeypatch.setenv("W2S_CACHE_DIR", str(two_cache))
     two = jobs.run(job, verbose=False)                         # read back, not trained
     torch.testing.assert_close(two.logps["test"], one.logps["test"], rtol=0, atol=ATOL)
-    # a wrong split would show: a global batch of 3 makes other updates
+    # a wrong split would show: a global batch of 3 (or of 12, 6 per process) makes other updates
     monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "half"))
     half = jobs.run(dataclasses.replace(job, key="half", config={**job.config, "batch_size": 3}), pools=pairs,
                     verbose=False)
@@ -164,3 +177,18 @@ def test_a_run_key_is_the_same_before_and_after_the_weights_load(tiny_hub_folder
     assert lab._loaded == {}
     lab.loaded(lab.S.weak)
     assert lab._run_key(lab.S.weak, CONFIG, parts, ["test"], None) == before
+
+
+def test_a_job_asked_for_twice_keeps_and_watches_as_either_asked(tiny_hub_folders, isolated_cache):
+    job, path = _one_job(tiny_hub_folders)
+    assert not job.keep and not job.watch
+    _one_job(tiny_hub_folders, keep=True, watch=True)          # the same run, asked by another chapter
+    (wider,) = jobs.read_jobs(path)
+    assert wider.key == job.key and wider.keep and wider.watch
+    assert len(jobs.run_file(path)) == 1 and jobs.finished(wider)
+    lab = _lab(tiny_hub_folders)
+    got = lab.run(lab.S.weak, CONFIG, [("gt", None, torch.tensor([True, False, True, True, False, True]))],
+                  score=("test",), keep=True, watch=True)      # read, not queued again
+    assert "po.watch_accuracy" in got.history and lab.queued == set()
+    jobs.result_path(wider).with_name(f"{wider.key}-blocks.safetensors").unlink()
+    assert not jobs.finished(wider) and jobs.finished(job)     # a run that keeps needs its weights

@@ -115,8 +115,6 @@ def per_device_batch(batch_size: int, processes: int, grad_accum: int) -> int:
 
 
 # How long a process of a launch waits at a barrier (torch's default is 10 minutes with NCCL): rank 0
-
-
 # scores every pool of a job alone while the others wait, which a 7B model on a large pool may exceed.
 BARRIER_TIMEOUT_MIN = 120
 

@@ -95,7 +95,9 @@ class PolicyPipelines:
         rung, I is chapter 4's no-conflict student itself, rescored on D_gt (nothing trains)."""
         parts = [("w2s", None, self.weak_labels(loss, seed))]
         if self.mid == self.S.strong:
-            self.student(loss, seed, "no_conflict", parts[0])            # chapter 4's, kept
+            own = self.student(loss, seed, "no_conflict", parts[0])      # chapter 4's, kept
+            if own.pending:                                              # queued (a jobs profile): wait
+                return own
             return self.lab.rescore(self.S.strong, self.config(loss, seed), parts, "gt")
         return self.lab.run(self.mid, self.config(loss, seed), parts, score=("gt", "test"))
 

@@ -128,8 +128,20 @@ def jobs_file(profile: str, data_hash: str) -> Path:
 
 
 def append(path: str | Path, job: PolicyJob) -> bool:
-    """Add ``job`` unless a job with its key is there; returns whether it was added (atomic rewrite)."""
-    return launch.append_line(path, job.to_dict(), lambda d: str(d.get("key")))
+    """Add ``job`` unless a job with its key is there; returns whether it was added (atomic rewrite).
+    A job already there that was queued without ``keep`` or ``watch`` gains them from this one (the
+    key does not say what a run stores besides its scores: two chapters may ask for one run differently)."""
+    path = Path(path)
+    have = read_jobs(path) if path.exists() else []
+    same = [j for j in have if j.key == job.key]
+    if not same:
+        return launch.append_line(path, job.to_dict(), lambda d: str(d.get("key")))
+    old = same[0]
+    wider = dataclasses.replace(old, keep=old.keep or job.keep, watch=old.watch or job.watch)
+    if wider != old:
+        lines = [json.dumps((wider if j.key == job.key else j).to_dict()) for j in have]
+        store.atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
+    return False
 
 
 def read_jobs(path: str | Path) -> list[PolicyJob]:
@@ -139,6 +151,23 @@ def read_jobs(path: str | Path) -> list[PolicyJob]:
 
 def result_path(job: PolicyJob) -> Path:
     return store.cache_dir("policies") / f"{job.key}.safetensors"
+
+
+def finished(job: PolicyJob) -> bool:
+    """Whether the run the lab will read is there: a readable run file, the kept weights when the job
+    keeps them, the watched accuracy when it watches (what :meth:`PolicyLab.run` accepts)."""
+    from w2s_helpers.policies.lab import read_run
+
+    path = result_path(job)
+    if not path.exists():
+        return False
+    if job.keep and not path.with_name(f"{job.key}-blocks.safetensors").exists():
+        return False
+    try:
+        got = read_run(path)
+    except Exception:                   # a truncated file: train again
+        return False
+    return not job.watch or "po.watch_accuracy" in got.history
 
 
 def checkpoint_dir(job: PolicyJob) -> Path:
@@ -152,7 +181,7 @@ def status(jobs: list[PolicyJob]) -> dict[str, int]:
     out = {"finished": 0, "interrupted": 0, "not started": 0}
     for job in jobs:
         folder = checkpoint_dir(job)
-        if result_path(job).exists():
+        if finished(job):
             out["finished"] += 1
         elif (folder / "sft.safetensors").exists() or launch.last_checkpoint(folder / "po") is not None:
             out["interrupted"] += 1
@@ -186,7 +215,7 @@ def run(job: PolicyJob, pools: dict | None = None, save_steps: int = 0, grad_acc
     from w2s_helpers.policies.lab import PolicyLab, read_run
 
     path = result_path(job)
-    if path.exists():
+    if finished(job):
         return read_run(path)
     fsdp_refused()
     state = launch.process_state(cpu)
@@ -230,7 +259,7 @@ def run_file(path: str | Path, save_steps: int = 0, grad_accum: int = 1) -> list
     todo = read_jobs(path)
     trained = []
     for i, job in enumerate(todo, start=1):
-        if result_path(job).exists():
+        if finished(job):
             if state.is_main_process:
                 print(f"[{i}/{len(todo)}] {job.key} done before: skipped", flush=True)
             continue

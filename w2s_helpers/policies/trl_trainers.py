@@ -129,7 +129,8 @@ def _watch_callback(watch, n_watch: int):
 
         def on_train_begin(self, args, state, control, model=None, **kw):
             self.at = set(torch.linspace(0, state.max_steps, n_watch + 1).round().long().tolist())
-            self._look(0, model)
+            if state.global_step == 0:          # (a resumed run: its earlier points were not kept)
+                self._look(0, model)
 
         def on_step_end(self, args, state, control, model=None, **kw):
             if state.global_step in self.at and state.global_step > 0:
@@ -250,6 +251,7 @@ def make_po_trainer(model, tokenizer, pairs: Sequence[PreferencePair], weak_labe
         weight_decay=0.0, max_grad_norm=0.0, seed=config.seed, data_seed=config.seed, bf16=bf16,
         gradient_checkpointing=checkpointing, precompute_ref_log_probs=True, max_length=None, remove_unused_columns=False, use_cpu=use_cpu,
         save_strategy="steps" if save_steps > 0 else "no", save_steps=save_steps if save_steps > 0 else 500,
+        save_total_limit=2,        # a whole model's checkpoint (weights and Adam's moments) is large
         report_to="none", disable_tqdm=True, logging_steps=10, dataloader_num_workers=0,
     )
     collator = _collator_class()(pad_token_id=tokenizer.pad_token_id)
