@@ -81,6 +81,34 @@ def test_hub_code_path_with_local_standins(tiny_hub_folders, arch):
     assert lm.tokenizer.truncation_side == "left" and lm.tokenizer.pad_token is not None
 
 
+def test_a_pinned_hub_revision_is_loaded_and_keyed(tiny_hub_folders, monkeypatch):
+    import dataclasses
+
+    import transformers
+
+    rung = models.Rung("tiny-gpt2", "hub", "gpt2", 0.1, causal=True, hub_id=str(tiny_hub_folders["gpt2"]))
+    pinned = dataclasses.replace(rung, revision="0123abc")
+    asked = []
+    for cls in (transformers.AutoTokenizer, transformers.AutoModelForCausalLM):
+        load = cls.from_pretrained
+        # (a local folder has no revisions: record what was asked for, load the folder)
+        monkeypatch.setattr(cls, "from_pretrained", lambda *a, _load=load, **k: (
+            asked.append(k.pop("revision", None)), _load(*a, **k))[1])
+    lm = models.load(pinned, head="causal", device="cpu", dtype="float32")
+    assert asked == ["0123abc", "0123abc"]
+    assert lm.fingerprint.endswith("@0123abc:float32")
+    assert models.fingerprint(pinned, "float32", "cpu") == lm.fingerprint != models.fingerprint(rung, "float32", "cpu")
+    asked.clear()
+    models.load(rung, head="causal", device="cpu")
+    assert asked == [None, None]                                # no pin: the main branch, as before
+    # a reward-model job of the pinned rung has another key
+    from w2s_helpers.rewards import jobs
+
+    job = jobs.Job(rung=jobs.rung_spec(rung), pools="p", parts=(("w2s", (0,), (1.0,)),), seed=0, alpha=0.0,
+                   score=("test",), config={"lr": 1e-5})
+    assert dataclasses.replace(job, rung=jobs.rung_spec(pinned)).key != job.key
+
+
 def test_reward_head_is_seeded(tiny_hub_folders):
     rung = models.Rung("tiny", "hub", "gpt2", 0.1, causal=True, hub_id=str(tiny_hub_folders["gpt2"]))
     w = [models.load(rung, head="reward", seed=s).model.score.weight for s in (0, 0, 1)]

@@ -64,6 +64,8 @@ class Rung:
     sha256:     expected hash of the (assembled) weights file.
     size_bytes: expected size of the assembled file, checked before hashing.
     hub_id:     Hugging Face repository id (or a local folder: the tests' stand-ins).
+    revision:   a hub rung's commit (or tag) to load; None: the repository's main branch as it is
+                when downloaded. A pinned revision is part of every cache key of the rung.
     pooling:    feature pooling that suits the architecture (``"mean"`` or ``"last"``).
     note:       anything a learner should know.
     """
@@ -78,6 +80,7 @@ class Rung:
     sha256: str | None = None
     size_bytes: int | None = None
     hub_id: str | None = None
+    revision: str | None = None
     pooling: Literal["mean", "last"] = "last"
     note: str = ""
 
@@ -277,8 +280,8 @@ def prefetch_hub(name: str | Rung) -> str:
     from w2s_helpers.core.hub import require_hub
 
     require_hub(f"{rung.name} ({rung.hub_id})")
-    weights = hub_weight_patterns(HfApi().list_repo_files(rung.hub_id))
-    folder = snapshot_download(rung.hub_id, allow_patterns=HUB_FILES + weights)
+    weights = hub_weight_patterns(HfApi().list_repo_files(rung.hub_id, revision=rung.revision))
+    folder = snapshot_download(rung.hub_id, revision=rung.revision, allow_patterns=HUB_FILES + weights)
     if not any(Path(folder).glob(p) for p in weights):
         raise RuntimeError(f"{rung.name}: the download of {rung.hub_id} holds no weight file ({weights})")
     return folder
@@ -383,7 +386,7 @@ def _check_hub_access(rung: Rung, location: str) -> None:
         return
     from huggingface_hub import try_to_load_from_cache
 
-    if not isinstance(try_to_load_from_cache(location, "config.json"), str):
+    if not isinstance(try_to_load_from_cache(location, "config.json", revision=rung.revision), str):
         require_hub(f"the model {location}")
 
 
@@ -421,7 +424,7 @@ def load_tokenizer(name: str | Rung, install_missing: bool = False):
     rung = get_rung(name)
     location = prepare(rung, install_missing)
     _check_hub_access(rung, location)
-    tok = AutoTokenizer.from_pretrained(location, trust_remote_code=False)
+    tok = AutoTokenizer.from_pretrained(location, trust_remote_code=False, **hub_revision(rung))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.truncation_side = "left"  # keep the end of long transcripts: the response
@@ -459,7 +462,7 @@ def load(
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     cls = {"backbone": AutoModel, "reward": AutoModelForSequenceClassification, "causal": AutoModelForCausalLM}[head]
-    kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": False}
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": False, **hub_revision(rung)}
     if head == "reward":
         kwargs["num_labels"] = 1
         kwargs["pad_token_id"] = tok.pad_token_id
@@ -479,8 +482,14 @@ def load(
 
 def _fingerprint(rung: Rung, location: str, torch_dtype) -> str:
     # The dtype is part of the identity: bf16 weights compute other numbers than fp32 ones, so a
-    # cache entry made with one is never read for the other.
-    return f"{rung.name}:{rung.sha256 or location}:{str(torch_dtype).replace('torch.', '')}"
+    # cache entry made with one is never read for the other. So is a hub rung's pinned revision.
+    where = rung.sha256 or (f"{location}@{rung.revision}" if rung.revision else location)
+    return f"{rung.name}:{where}:{str(torch_dtype).replace('torch.', '')}"
+
+
+def hub_revision(rung: Rung) -> dict[str, str]:
+    """``{"revision": ...}`` for ``from_pretrained`` when a hub rung pins one, else nothing."""
+    return {"revision": rung.revision} if rung.source == "hub" and rung.revision else {}
 
 
 def fingerprint(name: str | Rung, dtype: str = "auto", device: str = "auto") -> str:

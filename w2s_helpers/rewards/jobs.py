@@ -80,7 +80,9 @@ class Job:
     def key(self) -> str:
         from w2s_helpers.rewards.lab import FIT_VERSION     # a change to what a fit means changes every key
 
-        return store.content_hash(JOBS_VERSION, FIT_VERSION, self.to_dict(), length=20)
+        revision = rung_of(self).revision          # a registry rung is stored by name: its pin, here
+        return store.content_hash(JOBS_VERSION, FIT_VERSION, self.to_dict(), *([revision] if revision else []),
+                                  length=20)
 
     @property
     def n_pairs(self) -> int:
