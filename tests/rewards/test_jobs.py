@@ -218,3 +218,18 @@ def test_a_killed_training_process_resumes_to_the_same_fit(tiny_hub_folders, tmp
     resumed = load_file(str(cache / "fits" / f"{job.key}.safetensors"))
     for pool in whole:
         torch.testing.assert_close(resumed[pool], whole[pool], rtol=0, atol=1e-5)
+
+
+def test_a_job_s_precision_is_resolved_where_it_trains(monkeypatch):
+    import torch
+
+    assert not jobs.mixed_precision({"precision": "auto"}, "cpu")          # a CPU trains in fp32
+    assert not jobs.mixed_precision({}, "cuda")                             # no setting: fp32
+    assert jobs.mixed_precision({"precision": "bfloat16"}, "cuda")
+    assert not jobs.mixed_precision({"precision": "float32"}, "cuda")
+    # "auto" asks the GPU that trains the job, not the machine that queued it
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for supported in (True, False):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda s=supported: s)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "a test GPU")
+        assert jobs.mixed_precision({"precision": "auto"}, "cuda") is supported

@@ -63,8 +63,9 @@ class Job:
     pools:  the data hash of the pools file the indices refer to
     parts:  (pool, indices [n], chosen-first labels [n]) per part: P(chosen preferred)
     score:  pools whose margins r(chosen) - r(rejected) are saved after training
-    config: what decides the updates: lr, batch_size (global), epochs, max_length, bf16 (mixed
-            precision on GPUs; a CPU trains in fp32). Gradient accumulation and activation
+    config: what decides the updates: lr, batch_size (global), epochs, max_length, precision (the
+            profile's setting, "auto", "bfloat16" or "float32", resolved on the machine that trains
+            the job: bf16 mixed precision on a GPU that has it; a CPU trains in fp32). Gradient accumulation and activation
             checkpointing are chosen when the job runs (:func:`run`): they change memory only.
     """
 
@@ -173,6 +174,14 @@ def checkpoint_dir(job: Job) -> Path:
 # --------------------------------------------------------------------------- training
 
 
+def mixed_precision(config: dict, device: str) -> bool:
+    """Whether a job trains in bf16 mixed precision here: on a GPU, when the job's precision setting
+    resolves to bf16 on this machine (a CPU trains in fp32; a job without the setting too)."""
+    from w2s_helpers.core.precision import resolve
+
+    return device == "cuda" and resolve(str(config.get("precision", "float32")), "cuda") == "bfloat16"
+
+
 def run(job: Job, pools: dict[str, list[PreferencePair]] | None = None, save_steps: int = 0, grad_accum: int = 1,
         checkpointing: bool = False, callbacks: Sequence[Any] = (), verbose: bool = True,
         cpu: bool | None = None) -> dict[str, torch.Tensor]:
@@ -202,7 +211,7 @@ def run(job: Job, pools: dict[str, list[PreferencePair]] | None = None, save_ste
     ds = finetune.preference_dataset(rm.tokenizer, pairs, labels, max_length=n)
     per = per_device_batch(cfg["batch_size"], state.num_processes, grad_accum)
     tc = finetune.FinetuneConfig(lr=cfg["lr"], batch_size=per, epochs=cfg["epochs"], max_length=n, seed=job.seed,
-                                 alpha=job.alpha, use_cpu=use_cpu, bf16=bool(cfg.get("bf16")) and not use_cpu,
+                                 alpha=job.alpha, use_cpu=use_cpu, bf16=mixed_precision(cfg, state.device.type),
                                  checkpointing=checkpointing, grad_accum=grad_accum,
                                  log_every=max(1, len(pairs) // cfg["batch_size"]))
     if not use_cpu and state.is_main_process:

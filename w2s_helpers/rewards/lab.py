@@ -356,7 +356,8 @@ class AdaptLab(Lab):
         split = torch.split(labels, sizes)
         config = {"lr": self.profile.lr, "batch_size": self.profile.batch_size, "epochs": self.profile.epochs,
                   "max_length": self.profile.features.max_length,
-                  "bf16": self._device() == "cuda" and self.precision == "bfloat16"}
+                  # the profile's precision setting, resolved by the machine that trains the job
+                  "precision": self.profile.features.dtype}
         return jobs.Job(rung=jobs.rung_spec(rung), pools=self.pools_keys[used], seed=int(seed), alpha=float(alpha),
                         parts=tuple((pool, tuple(idx.tolist()), tuple(lab.tolist()))
                                     for (pool, idx, _), lab in zip(parts, split)),
