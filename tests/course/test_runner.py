@@ -85,3 +85,11 @@ def test_peak_memory_counts_a_kernel_that_ends_between_two_samples():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout.strip()) >= 300 * 2**20
+
+
+def test_the_cell_limit_follows_the_profile_unless_given():
+    # a hung cell stops CI within the hour; a long cell at laptop (chapter 4's policies: hours cold) does not stop
+    assert runner.cell_timeout("ci") == 3600
+    assert runner.cell_timeout("laptop") >= 4 * 3600
+    assert runner.cell_timeout("paper") is None
+    assert runner.cell_timeout("laptop", 120) == 120 and runner.cell_timeout("ci", 0) is None

@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a parameter for every chapter, e.g. -p REGIME top_blocks (repeatable; numbers, "
                         "True/False/None are converted)")
-    r.add_argument("--timeout", type=int, default=3600, help="limit per cell, in seconds (default 3600)")
+    r.add_argument("--timeout", type=int, default=None, help="limit per cell, in seconds; 0: none (default: the "
+                                                              "profile's: ci 3600, laptop 8 h, paper none)")
     r.add_argument("--quiet", action="store_true", help="one line per cell only: do not echo the cells' "
                                                         "prints and progress bars")
 
