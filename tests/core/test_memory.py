@@ -28,6 +28,9 @@ def test_plans_pick_what_fits():
     assert memory.plan(memory.SHAPES["mistral-7b"], gpu_gib=40, gpus=1, batch=2, seq_len=512)[0].startswith("LoRA")
     assert memory.plan(memory.SHAPES["gpt2"], gpu_gib=24, gpus=1, batch=8, seq_len=512)[0] == "one GPU, every weight"
     assert memory.plan(memory.SHAPES["mistral-7b"], gpu_gib=8, gpus=1, batch=2, seq_len=512)[0] == "does not fit"
+    # a policy (no FSDP for policy jobs): LoRA where a reward model would shard
+    assert memory.plan(memory.SHAPES["mistral-7b"], gpu_gib=40, gpus=4, batch=2, seq_len=512,
+                       shard=False)[0].startswith("LoRA")
 
 
 def test_shapes_from_configs_count_parameters_closely():

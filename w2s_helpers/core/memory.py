@@ -96,15 +96,16 @@ def lora_trainable_m(shape: Shape, rank: int = 16, targets_per_layer: int = 4) -
 
 
 def plan(shape: Shape, gpu_gib: float, gpus: int, batch: int, seq_len: int, weight_bytes: int = 2,
-         margin: float = 0.2) -> tuple[str, dict[str, float]]:
+         margin: float = 0.2, shard: bool = True) -> tuple[str, dict[str, float]]:
     """The first plan whose estimate fits ``gpu_gib`` with ``margin`` to spare, in this order: one
-    GPU; one GPU with activation checkpointing; FSDP full-shard over ``gpus`` (with checkpointing);
-    LoRA (rank 16) on one GPU with checkpointing. Returns (the plan in words, its estimate);
-    ("does not fit", the last estimate) when none does."""
+    GPU; one GPU with activation checkpointing; FSDP full-shard over ``gpus`` (with checkpointing;
+    only with ``shard``: policy jobs do not run under FSDP); LoRA (rank 16) on one GPU with
+    checkpointing. Returns (the plan in words, its estimate); ("does not fit", the last estimate)
+    when none does."""
     budget = gpu_gib * (1 - margin)
     candidates = [("one GPU, every weight", dict(checkpointing=False)),
                   ("one GPU, every weight, activation checkpointing", dict(checkpointing=True))]
-    if gpus > 1:
+    if gpus > 1 and shard:
         candidates.append((f"FSDP full-shard over {gpus} GPUs, every weight, activation checkpointing",
                            dict(checkpointing=True, devices=gpus, shard=True)))
     candidates.append(("LoRA rank 16 on one GPU, activation checkpointing",
@@ -123,9 +124,9 @@ def describe(name: str, est: dict[str, float]) -> str:
     return f"{name}: {est['total']:.1f} GiB per device ({parts})"
 
 
-def announce(name: str, config, batch: int, seq_len: int, weight_bytes: int = 4) -> str:
+def announce(name: str, config, batch: int, seq_len: int, weight_bytes: int = 4, shard: bool = True) -> str:
     """The line printed before a run on a GPU: the estimate per device and the plan that fits this
-    machine's GPUs (their memory and count, read from torch)."""
+    machine's GPUs (their memory and count, read from torch; ``shard=False``: no FSDP plan)."""
     import torch
 
     shape = Shape.of(config)
@@ -133,5 +134,5 @@ def announce(name: str, config, batch: int, seq_len: int, weight_bytes: int = 4)
     if not torch.cuda.is_available():
         return describe(name, est) + " (no GPU visible: no plan)"
     gib = torch.cuda.get_device_properties(0).total_memory / GIB
-    words, _ = plan(shape, gib, torch.cuda.device_count(), batch, seq_len, weight_bytes)
+    words, _ = plan(shape, gib, torch.cuda.device_count(), batch, seq_len, weight_bytes, shard=shard)
     return describe(name, est) + f"; on {torch.cuda.device_count()} x {gib:.0f} GiB: {words}"

@@ -191,7 +191,7 @@ class PolicyLab:
 
             self._announced.add(name)
             print(memory.announce(name, self.loaded(rung).model.config, 2 * config.batch_size,
-                                  self.S.max_prompt + self.S.max_response), flush=True)
+                                  self.S.max_prompt + self.S.max_response, shard=False), flush=True)  # no FSDP for policies
         if self.S.regime == "whole" and self.S.engine == "trl":
             return self._train_trl(rung, config, parts, label, conflict, history, watch, launch or Launch())
         if launch is not None and launch.processes > 1:
