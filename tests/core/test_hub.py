@@ -86,18 +86,22 @@ def test_hub_rungs_prefetch_fails_fast_offline_and_downloads_when_online(tmp_pat
     monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: True)
 
     class Api:                                     # OPT's repositories: .bin shards only
-        def list_repo_files(self, repo_id):
+        def list_repo_files(self, repo_id, revision=None):
             return ["config.json", "pytorch_model.bin", "vocab.json", "merges.txt"]
 
-    def download(repo_id, allow_patterns):
-        calls.append((repo_id, allow_patterns))
+    def download(repo_id, allow_patterns, revision=None):
+        calls.append((repo_id, allow_patterns, revision))
         (tmp_path / "pytorch_model.bin").write_bytes(b"")
         return str(tmp_path)
 
     monkeypatch.setattr(huggingface_hub, "HfApi", Api)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", download)
     assert models.prefetch_hub("opt-125m") == str(tmp_path)
-    assert calls == [("facebook/opt-125m", models.HUB_FILES + ["pytorch_model*.bin", "*.bin.index.json"])]
+    assert calls == [("facebook/opt-125m", models.HUB_FILES + ["pytorch_model*.bin", "*.bin.index.json"], None)]
+    import dataclasses
+
+    models.prefetch_hub(dataclasses.replace(models.get_rung("opt-125m"), revision="0123abc"))
+    assert calls[-1][2] == "0123abc"                                    # a pinned revision is what downloads
     assert models.hub_weight_patterns(["model.safetensors", "pytorch_model.bin"]) == ["*.safetensors"]
     with pytest.raises(ValueError, match="no weight file"):
         models.hub_weight_patterns(["config.json"])
