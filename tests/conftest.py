@@ -129,3 +129,13 @@ def tiny_rung(folders, arch: str):
     from w2s_helpers.core import models
 
     return models.Rung(f"tiny-{arch}", "hub", arch, 0.1, causal=True, hub_id=str(folders[arch]))
+
+
+def free_port() -> str:
+    """A TCP port free now, for one ``accelerate launch`` of a test: a fixed default (29500) can still be
+    held by the previous launch's closing socket when the next test launches."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])

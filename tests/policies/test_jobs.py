@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_rung
+from conftest import tiny_rung, free_port
 
 from w2s_helpers.core import launch, profiles
 from w2s_helpers.policies import jobs, training
@@ -148,6 +148,7 @@ def test_two_processes_under_accelerate_train_the_job_one_process_trains(tiny_hu
     (two_cache / "jobs" / pools.name).write_bytes(pools.read_bytes())
     config = Path(__file__).resolve().parents[2] / "configs" / "accelerate" / "cpu_2_processes.yaml"
     out = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+                          "--main_process_port", free_port(),
                           "-m", "w2s_helpers", "train", "--jobs", str(path)],
                          env={**os.environ, "W2S_CACHE_DIR": str(two_cache), "OMP_NUM_THREADS": "1"},
                          capture_output=True, text=True, timeout=600)

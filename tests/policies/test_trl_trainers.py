@@ -1,6 +1,7 @@
 """Whole policies through trl's DPOTrainer (the paper-scale engine) against the course's own loop."""
 
 import torch
+from conftest import free_port
 
 from w2s_helpers.policies import encoding, training, trl_trainers
 from w2s_helpers.policies.policy import WholePolicy, sequence_logps
@@ -101,7 +102,8 @@ def test_two_processes_under_accelerate_train_the_policy_one_process_trains(tiny
     config = Path(__file__).resolve().parents[2] / "configs" / "accelerate" / "cpu_2_processes.yaml"
     logps = {}
     for n, launch in ((1, [sys.executable]),
-                      (2, [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)])):
+                      (2, [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+                          "--main_process_port", free_port()])):
         out = tmp_path / f"logps-{n}.safetensors"
         run = subprocess.run(launch + [str(script), str(tiny_hub_folders["gpt2"]), str(pairs_file), str(out)],
                              env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)

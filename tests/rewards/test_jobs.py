@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import free_port
 
 from w2s_helpers.core import models
 from w2s_helpers.core.data import PreferencePair
@@ -172,6 +173,7 @@ def test_two_processes_under_accelerate_match_one(tiny_hub_folders, tmp_path):
     (jobs_two / jobs.pools_path(job.pools).name).write_bytes(jobs.pools_path(job.pools).read_bytes())
     config = Path(__file__).resolve().parents[2] / "configs" / "accelerate" / "cpu_2_processes.yaml"
     out = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+                          "--main_process_port", free_port(),
                           "-m", "w2s_helpers", "train", "--jobs", str(path)],
                          env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
