@@ -83,6 +83,8 @@ if state.is_main_process:
     data = encoding.Tokens(encoding.encode_pairs(lm.tokenizer, pairs), lm.tokenizer.pad_token_id)
     save_file({"logps": sequence_logps(WholePolicy(trainer.model), data)}, out)
 print("processes", state.num_processes, "batch per process", cfg.batch_size, flush=True)
+if torch.distributed.is_initialized():      # (left to exit, gloo's threads once aborted a rank: "terminate called")
+    torch.distributed.destroy_process_group()
 '''
 
 
