@@ -16,16 +16,69 @@ policies (:mod:`w2s_helpers.policies.jobs`) are queued this way; this module hol
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 
-from w2s_helpers.core import store
+from w2s_helpers.core import models, store
 from w2s_helpers.core.data import PreferencePair, pairs_hash
 
 J = TypeVar("J")
+
+
+def rung_spec(rung: str | models.Rung) -> Any:
+    """What a job stores of a rung: its name when the registry knows it, else its fields."""
+    if isinstance(rung, str):
+        return rung
+    if models.REGISTRY.get(rung.name) == rung:
+        return rung.name
+    return json.loads(json.dumps(dataclasses.asdict(rung)))     # as a jobs file gives it back (lists)
+
+
+def rung_from_spec(spec: Any) -> str | models.Rung:
+    """A stored rung back: its name, or the Rung rebuilt from its fields."""
+    if isinstance(spec, str):
+        return spec
+    return models.Rung(**{k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+                          for k, v in spec.items()})
+
+
+class PendingJobs(RuntimeError):
+    """Runs are queued as jobs and not trained yet (a profile with ``finetune_jobs``)."""
+
+
+class Queueing:
+    """``with lab.queue():`` for a lab that queues jobs (both scenarios' labs). The lab keeps
+    ``collecting``, ``queued`` (keys) and ``waiting`` (runs whose inputs need a queued run), and says
+    in ``pending_message()`` what is queued and the command that trains it; ``pending_error`` is the
+    exception its chapters catch."""
+
+    pending_error: type[PendingJobs] = PendingJobs
+
+    @contextlib.contextmanager
+    def queue(self) -> Iterator["Queueing"]:
+        """A block that queues every missing run (a jobs profile) and ends with :meth:`require_trained`.
+        Inside it a queued run's results are placeholders, so later runs that depend on them count as
+        waiting; elsewhere the block changes nothing."""
+        self.collecting, self.queued, self.waiting = True, set(), 0    # a re-run cell counts afresh
+        try:
+            yield self
+        finally:
+            self.collecting = False
+        self.require_trained()
+
+    def require_trained(self) -> None:
+        """Raise :attr:`pending_error`, with the command that trains them, when runs of this lab are
+        queued; nothing otherwise. Call it after a chapter's runs and before it reads their results."""
+        if self.queued or self.waiting:
+            raise self.pending_error(self.pending_message())
+
+    def pending_message(self) -> str:
+        raise NotImplementedError
 
 
 def jobs_dir() -> Path:

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from w2s_helpers.core import launch, models, store
+from w2s_helpers.core import launch, store
 
 # Bump when the way a job trains changes what it returns (the run key is the lab's; this only
 # marks the job file's layout).
@@ -100,23 +100,6 @@ class PolicyJob:
         return PolicyJob(key=str(d["key"]), profile=str(d["profile"]), rung=d["rung"], settings=dict(d["settings"]),
                          config=dict(d["config"]), pools=str(d["pools"]), parts=parts, conflict=conflict,
                          score=tuple(d["score"]), watch=bool(d["watch"]), keep=bool(d["keep"]))
-
-
-def rung_spec(rung: str | models.Rung) -> Any:
-    """What a job stores of a rung: its name when the registry knows it, else its fields."""
-    if isinstance(rung, str):
-        return rung
-    if models.REGISTRY.get(rung.name) == rung:
-        return rung.name
-    return json.loads(json.dumps(dataclasses.asdict(rung)))
-
-
-def rung_of(spec: Any) -> str | models.Rung:
-    """A stored rung back: its name, or the Rung rebuilt from its fields."""
-    if isinstance(spec, str):
-        return spec
-    return models.Rung(**{k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
-                          for k, v in spec.items()})
 
 
 # --------------------------------------------------------------------------- files
@@ -220,7 +203,7 @@ def run(job: PolicyJob, pools: dict | None = None, save_steps: int = 0, grad_acc
     fsdp_refused()
     state = launch.process_state(cpu)
     settings = dict(job.settings)
-    po = profiles.POSettings(**{k: rung_of(v) if k in ("weak", "strong", "mid") and v is not None
+    po = profiles.POSettings(**{k: launch.rung_from_spec(v) if k in ("weak", "strong", "mid") and v is not None
                                 else tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
     P = profiles.get(job.profile).replace(po=po, device=state.device.type)
     lab = PolicyLab(P, progress=progress and state.is_main_process,
@@ -238,7 +221,7 @@ def run(job: PolicyJob, pools: dict | None = None, save_steps: int = 0, grad_acc
               f"{launch.per_device_batch(config.batch_size, state.num_processes, grad_accum)} pairs x {grad_accum} "
               "accumulation" + ("; SFT stage done before" if (folder / "sft.safetensors").exists() else "")
               + (f"; resuming from {resumed.name}" if resumed else ""), flush=True)
-    lab.run_job(rung_of(job.rung), config, parts, job.score, conflict, job.watch, job.keep, path=path,
+    lab.run_job(launch.rung_from_spec(job.rung), config, parts, job.score, conflict, job.watch, job.keep, path=path,
                 folder=folder, processes=state.num_processes, grad_accum=grad_accum, save_steps=save_steps,
                 main=state.is_main_process, barrier=state.wait_for_everyone, callbacks=callbacks)
     del lab

@@ -23,16 +23,16 @@ Inside the block a queued run is a :class:`Run` with ``pending`` set, whose ``co
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from w2s_helpers.core import models
 from w2s_helpers.core.data import PreferencePair
+from w2s_helpers.core.launch import PendingJobs, Queueing, rung_spec, write_pools
 from w2s_helpers.core.pools import draw_pools
 from w2s_helpers.core.profiles import Profile
 from w2s_helpers.core.store import atomic_write_bytes, cache_dir, content_hash
@@ -78,11 +78,11 @@ class Run:
         return None if d is None else d >= 0
 
 
-class PendingRuns(RuntimeError):
+class PendingRuns(PendingJobs):
     """Policies are queued as jobs and not trained yet (a profile with ``finetune_jobs``)."""
 
 
-class PolicyLab:
+class PolicyLab(Queueing):
     """Pools of the profile (prefixes of chapters 1-3's pools, so the same test pairs), encoded
     and cached per rung; trains and scores policies."""
 
@@ -101,6 +101,7 @@ class PolicyLab:
         self.queued: set[str] = set()          # keys of runs queued and not trained
         self.waiting = 0                       # runs not queued: their labels need a queued run
         self.collecting = False                # inside ``with lab.queue()``
+        self._pools_key: str | None = None     # the pools' hash, once they are written for jobs
         self._loaded: dict[str, object] = {}
         self._data: dict[tuple[str, str], Cached] = {}
         self._sft: dict[str, dict[str, torch.Tensor]] = {}
@@ -339,29 +340,21 @@ class PolicyLab:
         self._train_and_save(rung, config, parts, score, conflict, keep, watch, path, blocks, launch=launch)
 
     # -- jobs (a finetune_jobs profile, whole regime) --------------------------------------------
-    @contextlib.contextmanager
-    def queue(self) -> Iterator["PolicyLab"]:
-        """A block of runs that queues every missing one (a jobs profile) and ends with
-        :meth:`require_trained`. Inside it a queued run is pending (its ``correct`` is None) and a
-        run that needs its labels waits; elsewhere the block changes nothing."""
-        self.collecting, self.queued, self.waiting = True, set(), 0
-        try:
-            yield self
-        finally:
-            self.collecting = False
-        self.require_trained()
+    # queue() and require_trained() come from core.launch.Queueing: inside ``with lab.queue()`` a queued
+    # run is pending (its ``correct`` is None) and a run that needs its labels waits.
+    pending_error = PendingRuns
 
-    def require_trained(self) -> None:
-        """Raise :class:`PendingRuns` with the command that trains them when runs are queued."""
-        if self.queued or self.waiting:
-            raise PendingRuns(self.pending_message())
+    def pools_key(self) -> str:
+        """The hash of this lab's pools, written once to the pools file that jobs refer to."""
+        if self._pools_key is None:
+            self._pools_key = write_pools(self.pools)
+        return self._pools_key
 
     def jobs_path(self) -> Path:
         """The jobs file this lab queues into (its profile and pools)."""
-        from w2s_helpers.core.launch import write_pools
         from w2s_helpers.policies import jobs
 
-        return jobs.jobs_file(self.P.name, write_pools(self.pools))
+        return jobs.jobs_file(self.P.name, self.pools_key())
 
     def pending_message(self) -> str:
         path = self.jobs_path()
@@ -374,7 +367,6 @@ class PolicyLab:
 
     def _queue(self, rung, config: POConfig, parts: Sequence[Part], score: Sequence[str],
                conflict: torch.Tensor | None, keep: bool, watch: bool) -> Run:
-        from w2s_helpers.core.launch import write_pools
         from w2s_helpers.policies import jobs
 
         key = self._run_key(rung, config, parts, score, conflict)
@@ -382,10 +374,10 @@ class PolicyLab:
                            tuple(torch.as_tensor(label, dtype=torch.bool).expand(
                                len(self.pools[pool]) if idx is None else len(idx)).tolist()))
                           for pool, idx, label in parts)
-        settings = {f.name: jobs.rung_spec(v) if isinstance(v := getattr(self.S, f.name), models.Rung) else v
+        settings = {f.name: rung_spec(v) if isinstance(v := getattr(self.S, f.name), models.Rung) else v
                     for f in fields(self.S)}
-        job = jobs.PolicyJob(key=key, profile=self.P.name, rung=jobs.rung_spec(rung), settings=settings,
-                             config=asdict(config), pools=write_pools(self.pools), parts=described,
+        job = jobs.PolicyJob(key=key, profile=self.P.name, rung=rung_spec(rung), settings=settings,
+                             config=asdict(config), pools=self.pools_key(), parts=described,
                              conflict=None if conflict is None else tuple(conflict.bool().tolist()),
                              score=tuple(score), watch=watch, keep=keep)
         jobs.append(self.jobs_path(), job)

@@ -25,7 +25,6 @@ gradient accumulation all make the same updates (up to floating-point order).
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import json
 import os
@@ -48,6 +47,8 @@ from w2s_helpers.core.launch import (  # noqa: F401  (shared with policy jobs; n
     process_state,
     read_lines,
     read_pools,
+    rung_from_spec,
+    rung_spec,
     write_pools,
 )
 
@@ -111,20 +112,7 @@ class Job:
 
 def rung_of(job: Job) -> models.Rung:
     """The job's rung: looked up by name, or rebuilt from its fields."""
-    if isinstance(job.rung, str):
-        return models.get_rung(job.rung)
-    fields = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
-              for k, v in job.rung.items()}
-    return models.Rung(**fields)
-
-
-def rung_spec(rung: str | models.Rung) -> Any:
-    """What a job stores of a rung: its name when the registry knows it, else its fields."""
-    if isinstance(rung, str):
-        return rung
-    if models.REGISTRY.get(rung.name) == rung:
-        return rung.name
-    return json.loads(json.dumps(dataclasses.asdict(rung)))     # as a jobs file gives it back (lists)
+    return models.get_rung(rung_from_spec(job.rung))
 
 
 # --------------------------------------------------------------------------- files

@@ -28,17 +28,17 @@ a grid of runs does not hold a grid of models in memory.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import inspect
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence, Union
+from typing import Sequence, Union
 
 import torch
 
 from w2s_helpers.core import data, features, models
 from w2s_helpers.core.data import PreferencePair
+from w2s_helpers.core.launch import PendingJobs, Queueing
 from w2s_helpers.core.pools import draw_pools
 from w2s_helpers.core.profiles import Profile
 from w2s_helpers.core.store import content_hash
@@ -125,7 +125,7 @@ class Fitted:
     pending: str = ""     # the key of a queued job whose fit is not trained yet (finetune_jobs)
 
 
-class PendingFits(RuntimeError):
+class PendingFits(PendingJobs):
     """Fits are queued as jobs and not trained yet (a profile with ``finetune_jobs``)."""
 
 
@@ -142,7 +142,7 @@ def _labels(parts: Sequence[Part]) -> torch.Tensor:
 
 
 @dataclass
-class Lab:
+class Lab(Queueing):
     """Pools shared by every regime, and the two operations built on ``fit``."""
 
     profile: Profile
@@ -182,24 +182,10 @@ class Lab:
     def margins(self, fitted: Fitted, pool: str = "test") -> torch.Tensor:
         raise NotImplementedError
 
-    @contextlib.contextmanager
-    def queue(self) -> Iterator["Lab"]:
-        """A block of fits that queues every missing one (a profile with ``finetune_jobs``) and ends with
-        :meth:`require_trained`. Inside it a queued fit's margins are NaN, so later fits that depend on
-        them count as waiting; outside it they raise :class:`PendingFits`. Elsewhere it changes nothing."""
-        self.collecting, self.queued, self.waiting = True, set(), 0    # a re-run cell counts afresh
-        try:
-            yield self
-        finally:
-            self.collecting = False
-        self.require_trained()
-
-    def require_trained(self) -> None:
-        """Raise :class:`PendingFits`, with the command that trains them, when fits of this lab are
-        queued (a profile with ``finetune_jobs``); nothing otherwise. Call it after a chapter's fits
-        and before it reads their margins."""
-        if self.queued or self.waiting:
-            raise PendingFits(self.pending_message())
+    # queue() and require_trained() come from core.launch.Queueing: inside ``with lab.queue()`` a queued
+    # fit's margins are NaN, so later fits that depend on them count as waiting; outside it they raise
+    # PendingFits.
+    pending_error = PendingFits
 
     def pending_message(self) -> str:
         from w2s_helpers.rewards import jobs
