@@ -133,18 +133,21 @@ def read_jobs(path: str | Path) -> list[PolicyJob]:
 
 
 def result_path(job: PolicyJob) -> Path:
-    return store.cache_dir("policies") / f"{job.key}.safetensors"
+    """The run file the lab reads (:func:`w2s_helpers.policies.lab.run_files`)."""
+    from w2s_helpers.policies.lab import run_files
+
+    return run_files(job.key)[0]
 
 
 def finished(job: PolicyJob) -> bool:
     """Whether the run the lab will read is there: a readable run file, the kept weights when the job
     keeps them, the watched accuracy when it watches (what :meth:`PolicyLab.run` accepts)."""
-    from w2s_helpers.policies.lab import read_run
+    from w2s_helpers.policies.lab import read_run, run_files
 
-    path = result_path(job)
+    path, blocks = run_files(job.key)
     if not path.exists():
         return False
-    if job.keep and not path.with_name(f"{job.key}-blocks.safetensors").exists():
+    if job.keep and not blocks.exists():
         return False
     try:
         got = read_run(path)

@@ -334,7 +334,7 @@ class PolicyLab(Queueing):
                 barrier: Callable[[], None] = lambda: None, callbacks: Sequence[object] = ()) -> None:
         """Train a queued run in a job's process (:func:`w2s_helpers.policies.jobs.run`) and write it
         to ``path`` (the file :meth:`run` reads), its stages and checkpoints under ``folder``."""
-        blocks = path.with_name(path.name.replace(".safetensors", "-blocks.safetensors"))
+        blocks = run_files(path.name.removesuffix(".safetensors"))[1]
         launch = Launch(processes=processes, grad_accum=grad_accum, save_steps=save_steps, folder=folder,
                         main=main, barrier=barrier, callbacks=callbacks)
         self._train_and_save(rung, config, parts, score, conflict, keep, watch, path, blocks, launch=launch)
@@ -390,7 +390,7 @@ class PolicyLab(Queueing):
                conflict: torch.Tensor | None) -> tuple[Path, Path]:
         """(the run's scores file, its kept blocks file) in ``<cache>/policies``."""
         key = self._run_key(rung, config, parts, score, conflict)
-        return cache_dir("policies") / f"{key}.safetensors", cache_dir("policies") / f"{key}-blocks.safetensors"
+        return run_files(key)
 
     def _kept(self, rung, config: POConfig, parts: Sequence[Part], score: Sequence[str],
               conflict: torch.Tensor | None) -> "TopBlocksPolicy | WholePolicy":
@@ -437,6 +437,11 @@ def run_settings(S) -> dict[str, object]:
 
 
 NOT_IN_KEY = ("seeds", "n_twins", "n_generate", "max_new_tokens", "mid")
+
+
+def run_files(key: str) -> tuple[Path, Path]:
+    """(the scores file, the kept weights file) of the run with this key, in ``<cache>/policies``."""
+    return cache_dir("policies") / f"{key}.safetensors", cache_dir("policies") / f"{key}-blocks.safetensors"
 
 
 def read_run(path) -> Run:
