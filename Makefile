@@ -46,7 +46,8 @@ course: models         ## execute every chapter with papermill into build/$(PROF
 	$(BIN)/python -m w2s_helpers run --profile $(PROFILE) --task $(TASK) --out build $(if $(BONUS),--bonus) \
 		$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(SIZES),--sizes $(SIZES)) $(RUN_ARGS)
 
-test: setup            ## the test suite (CI runs exactly this), then the chapters' checked outputs (nbval)
+test: setup            ## lint the chapters, the test suite (CI runs exactly this), then the chapters' checked outputs (nbval)
+	$(BIN)/ruff check --output-format concise notebooks
 	$(BIN)/python -m w2s_helpers fetch --profile ci
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/python -m w2s_helpers references --prepare build/nbval

@@ -1,4 +1,4 @@
-"""Command line: ``python -m w2s_helpers {check,kernel,fetch,build-data,run,train,exercises,results,references}``."""
+"""Command line: ``python -m w2s_helpers {check,kernel,fetch,build-data,run,train,exercises,results,references,colab}``."""
 
 from __future__ import annotations
 
@@ -56,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
 
     e = sub.add_parser("exercises", help="write the learner copies (solutions stubbed) to notebooks/exercises/")
     e.add_argument("--check", action="store_true", help="write nothing; exit 1 if a copy is missing or out of date")
+
+    co = sub.add_parser("colab", help="give every chapter its setup cell (installs the course outside its "
+                                      "environment) and, once the repository is set, its Open in Colab badge")
+    co.add_argument("--repo", default=None, help="the GitHub repository (owner/name) the course is published in; "
+                                                  "saved in pyproject.toml [tool.w2s-course]")
+    co.add_argument("--branch", default=None, help="its branch (default: the setting's, main)")
+    co.add_argument("--check", action="store_true",
+                    help="write nothing; exit 1 if a chapter disagrees with the setting")
 
     pub = sub.add_parser("results", help="publish the executed chapters of build/<profile>/ to results/<profile>/")
     pub.add_argument("--profile", default="laptop")
@@ -125,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         except (FileNotFoundError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
+        finally:
+            end_process_group()
         return 0
     if args.cmd == "exercises":
         from w2s_helpers.core.paths import REPO_ROOT
@@ -138,6 +148,29 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if not stale:
             print("the learner copies are up to date")
+        return 0
+    if args.cmd == "colab":
+        from w2s_helpers.core.paths import REPO_ROOT
+        from w2s_helpers.course import colab
+
+        try:
+            pub = colab.read_setting()
+            if args.repo is not None or args.branch is not None:
+                pub = colab.Publication(pub.repository if args.repo is None else args.repo,
+                                        args.branch or pub.branch)
+                if not args.check:
+                    colab.write_setting(pub)
+            stale = colab.write(pub, check=args.check)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        for path in stale:
+            print(f"{'out of date' if args.check else 'wrote'}: {path.relative_to(REPO_ROOT)}")
+        where = f"github.com/{pub.repository} ({pub.branch})" if pub.repository else "no repository set: no badges"
+        print(f"chapters {'checked' if args.check else 'written'} for {where}")
+        if args.check and stale:
+            print("run: python -m w2s_helpers colab (then python -m w2s_helpers exercises)", file=sys.stderr)
+            return 1
         return 0
     if args.cmd == "references":
         from w2s_helpers.course import references
@@ -214,6 +247,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{row['notebook']:>40}: {row['seconds'] / 60:5.1f} min, kernel peak {row['peak_rss_mb']} MiB")
         return 0
     return 2
+
+
+def end_process_group() -> None:
+    """Under ``accelerate launch``, end this process's group before exiting (a group left alive at
+    exit was seen aborting a rank with "terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def parse_value(text: str):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from w2s_helpers.core.paths import NOTEBOOKS
 from w2s_helpers.core.store import atomic_write_bytes
+from w2s_helpers.course import colab
 
 EXERCISES = NOTEBOOKS / "exercises"
 SOLUTION_TAG, EXERCISE_TAG = "solution", "exercise"
@@ -63,11 +64,13 @@ def _title(cells: list[dict], index: int) -> str:
 def learner_copy(notebook: dict) -> dict:
     """A copy of a chapter (nbformat JSON as a dict) with its solution cells stubbed, tagged
     ``exercise``, every output and execution count cleared, and its Markdown links out of
-    ``notebooks/`` (``../README.md``, ``../results/...``) pointing one folder further up."""
+    ``notebooks/`` (``../README.md``, ``../results/...``) pointing one folder further up; its Colab
+    badge opens the copy."""
     nb = copy.deepcopy(notebook)
     for i, cell in enumerate(nb["cells"]):
         if cell["cell_type"] == "markdown":   # the copy lives one folder down: links above notebooks/ go one more up
-            cell["source"] = "".join(cell["source"]).replace("](../", "](../../").splitlines(keepends=True)
+            text = colab.for_exercises("".join(cell["source"]).replace("](../", "](../../"))
+            cell["source"] = text.splitlines(keepends=True)
         if cell["cell_type"] != "code":
             continue
         cell["outputs"], cell["execution_count"] = [], None
