@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
@@ -14,6 +15,48 @@ import seaborn as sns
 
 def _style() -> None:
     sns.set_theme(style="whitegrid", context="notebook")
+
+
+# One colour per role, the same in every chapter's figures (seaborn's "deep" palette). A label is
+# matched by the first role whose key it contains, so "student of minilm-l6" is a student and
+# "implicit 25%" the implicit setting; labels of no role take the palette's unused colours.
+ROLES = {
+    "placebo": "#CCB974",                                            # olive
+    "floor": "#8C8C8C", "twin": "#8C8C8C",                           # grey: the floor
+    "explicit": "#8172B3",                                           # purple
+    "implicit": "#DD8452",                                           # orange
+    "no_conflict": "#55A868", "no conflict": "#55A868", "student": "#55A868",   # green
+    "weak": "#4C72B0",                                               # blue
+    "strong": "#C44E52",                                             # red
+}
+_OTHERS = ["#64B5CD", "#DA8BC3", "#937860", "#2F4858", "#A0C4A0", "#E0A0A0"]
+
+
+def role_of(label: object) -> str | None:
+    """The role a series label names (a key of :data:`ROLES`), or None."""
+    text = str(label).lower()
+    return next((role for role in ROLES if role in text), None)
+
+
+def palette(labels) -> dict:
+    """{label: colour} for series labels: each label its role's colour; several labels of one role
+    (implicit 10%, 25%, 47%) get shades of it, dark to light, in the order given."""
+    labels = list(dict.fromkeys(labels))
+    by_role: dict[str | None, list] = {}
+    for label in labels:
+        by_role.setdefault(role_of(label), []).append(label)
+    out = {}
+    for role, group in by_role.items():
+        if role is None:
+            out |= {label: _OTHERS[i % len(_OTHERS)] for i, label in enumerate(group)}
+        elif len(group) == 1:
+            out[group[0]] = ROLES[role]
+        else:
+            base = ROLES[role]
+            shades = sns.blend_palette([sns.set_hls_values(base, l=0.3), base,
+                                        sns.set_hls_values(base, l=0.75)], len(group))
+            out |= dict(zip(group, map(matplotlib.colors.to_hex, shades)))
+    return out
 
 
 def _log_ticks(ax, ticks) -> None:
@@ -77,7 +120,8 @@ def toy_dials(runs: pd.DataFrame):
         d = runs[runs["dial"] == dial]
         long = d.melt(id_vars=["value", "seed"], value_vars=["weak", "student", "strong"],
                       var_name="model", value_name="accuracy")
-        sns.lineplot(data=long, x="value", y="accuracy", hue="model", marker="o", errorbar="sd", ax=axes[0, j])
+        sns.lineplot(data=long, x="value", y="accuracy", hue="model", marker="o", errorbar="sd", ax=axes[0, j],
+                     palette=palette(long["model"]))
         sns.lineplot(data=d, x="value", y="pgr", marker="o", errorbar="sd", ax=axes[1, j], color="C3")
         axes[1, j].axhline(0, color="grey", lw=1)
         axes[0, j].set_title(dial)
@@ -103,7 +147,7 @@ def accuracy_vs_strong(runs: pd.DataFrame, params_m: dict[str, float]):
     d = runs.assign(size=runs["strong"].map(params_m))
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ceil = d.groupby("strong").agg(size=("size", "first"), acc=("strong_acc", "mean")).sort_values("size")
-    ax.plot(ceil["size"], ceil["acc"], "k-s", label="strong ceiling")
+    ax.plot(ceil["size"], ceil["acc"], "s-", color=ROLES["strong"], label="strong ceiling")
     for i, (weak, g) in enumerate(d.groupby("weak", sort=False)):
         m = g.groupby("size")["student_acc"].agg(["mean", "std"]).reset_index()
         ax.errorbar(m["size"], m["mean"], yerr=m["std"].fillna(0), fmt="o-", color=f"C{i}", capsize=3,
@@ -142,7 +186,7 @@ def region_bars(table: pd.DataFrame, title: str = "Student accuracy per knowledg
     table = table.rename_axis("cell").rename_axis(columns=None)
     long = table.reset_index().melt(id_vars="cell", var_name="student", value_name=ylabel)
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
-    sns.barplot(data=long, x="cell", y=ylabel, hue="student", ax=ax)
+    sns.barplot(data=long, x="cell", y=ylabel, hue="student", ax=ax, palette=palette(long["student"]))
     ax.set_xlabel("knowledge cell (W: weak ceiling, S: strong ceiling; k = right, uk = wrong)")
     ax.set_ylim(0, 1)
     ax.set_title(title)
@@ -194,12 +238,13 @@ def interval_points(table: pd.DataFrame, x: str, hue: str, title: str, ylabel: s
     fig, ax = plt.subplots(figsize=(8, 3.8))
     xs = list(dict.fromkeys(table[x]))
     hues = list(dict.fromkeys(table[hue]))
+    colours = palette(hues)
     width = 0.7 / max(1, len(hues))
     for j, h in enumerate(hues):
         sub = table[table[hue] == h].set_index(x).reindex(xs)
         pos = np.arange(len(xs)) - 0.35 + width * (j + 0.5)
         ax.errorbar(pos, sub["est"], yerr=[sub["est"] - sub["low"], sub["high"] - sub["est"]],
-                    fmt="o", capsize=3, label=str(h))
+                    fmt="o", capsize=3, label=str(h), color=colours[h])
     if floor is not None:
         f = floor.set_index(x).reindex(xs)
         for i, (_, r) in enumerate(f.iterrows()):
@@ -255,8 +300,10 @@ def threshold_sweep(sweep: pd.DataFrame, threshold: float | None = None):
     _style()
     quantities = [c for c in sweep.columns if c not in ("threshold", "variant")]
     fig, axes = plt.subplots(1, len(quantities), figsize=(3.2 * len(quantities), 3.2), sharex=True)
-    for ax, q in zip(np.atleast_1d(axes), quantities):
-        sns.lineplot(sweep, x="threshold", y=q, hue="variant", marker="o", ax=ax, errorbar=None, legend=ax is axes[0])
+    axes = np.atleast_1d(axes)
+    for ax, q in zip(axes, quantities):
+        sns.lineplot(sweep, x="threshold", y=q, hue="variant", marker="o", ax=ax, errorbar=None,
+                     legend=ax is axes[0], palette=palette(sweep["variant"]))
         if threshold is not None:
             ax.axvline(threshold, color="0.6", ls="--", lw=0.8)
         ax.set_title(q, fontsize=9)
@@ -271,9 +318,11 @@ def audit_curves(curves: pd.DataFrame, title: str):
     clipped to [0, 1], the range a share can take."""
     _style()
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    colours = palette(curves["rule"])
     for rule, sub in curves.groupby("rule", sort=False):
-        ax.plot(sub["budget"], sub["found"], marker="o", label=rule)
-        ax.fill_between(sub["budget"], sub["low"].clip(0, 1), sub["high"].clip(0, 1), alpha=0.15)
+        ax.plot(sub["budget"], sub["found"], marker="o", label=rule, color=colours[rule])
+        ax.fill_between(sub["budget"], sub["low"].clip(0, 1), sub["high"].clip(0, 1), alpha=0.15,
+                        color=colours[rule])
     ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=0.8, label="random, expected")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("audit budget: share of the test pairs given a ground-truth label")
@@ -298,14 +347,15 @@ def training_curves(histories, title: str, smooth: int = 5):
     run_mean = lambda v: np.convolve(np.asarray(v, float), np.ones(smooth) / smooth, mode="valid") \
         if len(v) >= 4 * smooth else np.asarray(v, float)          # short runs: every step as it is
     for row, group in zip(axes, groups):
-        for i, (name, h) in enumerate(histories[group].items()):
+        colours = palette(histories[group])
+        for name, h in histories[group].items():
             for ax, key in zip(row[:2], ("po.loss", "po.margin")):
                 if key in h and len(h[key]):
                     y = run_mean(h[key])
-                    ax.plot(np.arange(len(y)) + (len(h[key]) - len(y)), y, color=f"C{i}", label=name)
+                    ax.plot(np.arange(len(y)) + (len(h[key]) - len(y)), y, color=colours[name], label=name)
             if "po.watch_accuracy" in h:
-                row[2].plot(np.asarray(h["po.watch_step"]), np.asarray(h["po.watch_accuracy"]), "o-", color=f"C{i}",
-                            label=name, ms=3)
+                row[2].plot(np.asarray(h["po.watch_step"]), np.asarray(h["po.watch_accuracy"]), "o-",
+                            color=colours[name], label=name, ms=3)
         for ax, what in zip(row, ("preference loss", "implied reward margin", "held-out accuracy")):
             ax.set_title(f"{group}: {what}", fontsize=10)
             ax.set_xlabel("step")
@@ -325,9 +375,10 @@ def training_watch(histories, title: str):
     _style()
     keys = [k for k in next(iter(histories.values())) if k != "step"]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.7 * len(keys), 3.3), squeeze=False)
-    for i, (name, h) in enumerate(histories.items()):
+    colours = palette(histories)
+    for name, h in histories.items():
         for ax, key in zip(axes[0], keys):
-            ax.plot(h["step"], h[key], color=f"C{i}", label=name)
+            ax.plot(h["step"], h[key], color=colours[name], label=name)
     for ax, key in zip(axes[0], keys):
         ax.set_title(key if key != "loss" else "training loss", fontsize=10)
         ax.set_xlabel("step")
