@@ -31,8 +31,9 @@ def test_a_published_copy_keeps_outputs_clears_browsers_and_scrubs_paths():
     assert str(REPO_ROOT) not in text and "./build/laptop/claims.csv" in text
     assert nb["cells"][0]["id"] == "published-banner" and "MIT" in "".join(nb["cells"][0]["source"])
     kept = nb["cells"][2]["outputs"]
-    assert kept[1]["data"]["text/plain"] == ["0.42"] and kept[1]["execution_count"] is None
-    assert "papermill" not in nb["cells"][2]["metadata"] and nb["cells"][2]["execution_count"] is None
+    assert kept[1]["data"]["text/plain"] == ["0.42"] and kept[1]["execution_count"] == 2
+    assert "papermill" not in nb["cells"][2]["metadata"] and nb["cells"][2]["execution_count"] == 2
+    assert [c.get("execution_count") for c in nb["cells"]] == [None, 1, 2, 3]   # numbered in order
     browser = nb["cells"][3]["outputs"]
     assert len(browser) == 1 and "raw pair" not in json.dumps(browser) and "cleared" in json.dumps(browser)
     again = published.publish(nb, "laptop", "a test machine, today")          # idempotent: one banner

@@ -96,15 +96,19 @@ def publish(executed: dict, profile: str, ran_on: str) -> dict:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 raise ValueError(f"cell {i} failed ({out.get('ename')}): publish a finished run only")
+    count = 0
     for cell in nb["cells"]:
         cell.get("metadata", {}).pop("papermill", None)
         cell.get("metadata", {}).pop("execution", None)
         if cell["cell_type"] != "code":
             continue
-        cell["execution_count"] = None
+        # numbered in order (the run executed them so), not left blank: "In [ ]" reads as never run
+        if cell.get("execution_count") is not None:
+            count += 1
+            cell["execution_count"] = count
         for out in cell.get("outputs", []):
             if out.get("output_type") == "execute_result":
-                out["execution_count"] = None
+                out["execution_count"] = cell["execution_count"]
             data = out.get("data", {})
             if "text/html" in data:                 # GitHub renders the HTML table; the text twin is a copy
                 data.pop("text/plain", None)
