@@ -252,7 +252,7 @@ def interval_points(table: pd.DataFrame, x: str, hue: str, title: str, ylabel: s
                 ax.fill_between([i - 0.4, i + 0.4], r["low"], r["high"], color="0.85", zorder=0,
                                 label=floor_label if i == 0 else None)
     ax.axhline(0, color="0.5", lw=0.8)
-    ax.set_xticks(range(len(xs)), xs, rotation=15)
+    ax.set_xticks(range(len(xs)), xs, rotation=25, ha="right", rotation_mode="anchor")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
