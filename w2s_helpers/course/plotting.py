@@ -17,25 +17,28 @@ def _style() -> None:
     sns.set_theme(style="whitegrid", context="notebook")
 
 
-# One colour per role, the same in every chapter's figures (seaborn's "deep" palette). A label is
-# matched by the first role whose key it contains, so "student of minilm-l6" is a student and
-# "implicit 25%" the implicit setting; labels of no role take the palette's unused colours.
+# One colour per role, the same in every chapter's figures (seaborn's "deep" palette). A label's
+# role is the role word that comes first in it ("student of minilm-l6": student; "weak -> strong":
+# weak); labels of no role take the palette's other colours.
 ROLES = {
-    "placebo": "#CCB974",                                            # olive
-    "floor": "#8C8C8C", "twin": "#8C8C8C",                           # grey: the floor
-    "explicit": "#8172B3",                                           # purple
-    "implicit": "#DD8452",                                           # orange
-    "no_conflict": "#55A868", "no conflict": "#55A868", "student": "#55A868",   # green
     "weak": "#4C72B0",                                               # blue
     "strong": "#C44E52",                                             # red
+    "student": "#55A868",                                            # green: the no-conflict student
+    "implicit": "#DD8452",                                           # orange
+    "explicit": "#8172B3",                                           # purple
+    "floor": "#8C8C8C",                                              # grey: the floor (twins)
+    "placebo": "#CCB974",                                            # olive
 }
-_OTHERS = ["#64B5CD", "#DA8BC3", "#937860", "#2F4858", "#A0C4A0", "#E0A0A0"]
+_WORDS = {**{role: role for role in ROLES}, "no_conflict": "student", "no conflict": "student",
+          "twin": "floor"}
+_OTHERS = ["#64B5CD", "#DA8BC3", "#937860", "#2F4858", "#A0C4A0", "#E0A0A0", "#B0B0E0", "#505050"]
 
 
 def role_of(label: object) -> str | None:
-    """The role a series label names (a key of :data:`ROLES`), or None."""
+    """The role a series label names (a key of :data:`ROLES`): its first role word; or None."""
     text = str(label).lower()
-    return next((role for role in ROLES if role in text), None)
+    found = [(text.find(word), role) for word, role in _WORDS.items() if word in text]
+    return min(found)[1] if found else None
 
 
 def palette(labels) -> dict:
@@ -53,8 +56,8 @@ def palette(labels) -> dict:
             out[group[0]] = ROLES[role]
         else:
             base = ROLES[role]
-            shades = sns.blend_palette([sns.set_hls_values(base, l=0.3), base,
-                                        sns.set_hls_values(base, l=0.75)], len(group))
+            ends = [sns.set_hls_values(base, l=0.3), base, sns.set_hls_values(base, l=0.75)]
+            shades = ends[1:] if len(group) == 2 else sns.blend_palette(ends, len(group))
             out |= dict(zip(group, map(matplotlib.colors.to_hex, shades)))
     return out
 
@@ -122,7 +125,7 @@ def toy_dials(runs: pd.DataFrame):
                       var_name="model", value_name="accuracy")
         sns.lineplot(data=long, x="value", y="accuracy", hue="model", marker="o", errorbar="sd", ax=axes[0, j],
                      palette=palette(long["model"]))
-        sns.lineplot(data=d, x="value", y="pgr", marker="o", errorbar="sd", ax=axes[1, j], color="C3")
+        sns.lineplot(data=d, x="value", y="pgr", marker="o", errorbar="sd", ax=axes[1, j], color="0.25")
         axes[1, j].axhline(0, color="grey", lw=1)
         axes[0, j].set_title(dial)
         axes[0, j].set_xlabel("")
@@ -141,18 +144,21 @@ def accuracy_vs_strong(runs: pd.DataFrame, params_m: dict[str, float]):
 
     runs: one row per (weak, strong, seed) with columns ``weak``, ``strong`` (rung names),
     ``student_acc``, ``weak_acc`` and ``strong_acc`` (accuracies). Each weak model's own accuracy
-    is drawn dashed in its colour; the strong ceilings in black.
+    is drawn dashed in a shade of the weak colour; the strong ceilings in the strong colour.
     """
     _style()
     d = runs.assign(size=runs["strong"].map(params_m))
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ceil = d.groupby("strong").agg(size=("size", "first"), acc=("strong_acc", "mean")).sort_values("size")
     ax.plot(ceil["size"], ceil["acc"], "s-", color=ROLES["strong"], label="strong ceiling")
-    for i, (weak, g) in enumerate(d.groupby("weak", sort=False)):
+    weaks = list(dict.fromkeys(d["weak"]))
+    students = palette([f"student of {w}" for w in weaks])
+    weak_lines = palette([f"weak {w}" for w in weaks])
+    for weak, g in d.groupby("weak", sort=False):
         m = g.groupby("size")["student_acc"].agg(["mean", "std"]).reset_index()
-        ax.errorbar(m["size"], m["mean"], yerr=m["std"].fillna(0), fmt="o-", color=f"C{i}", capsize=3,
-                    label=f"student of {weak}")
-        ax.axhline(g["weak_acc"].mean(), color=f"C{i}", ls="--", lw=1)
+        ax.errorbar(m["size"], m["mean"], yerr=m["std"].fillna(0), fmt="o-", capsize=3,
+                    color=students[f"student of {weak}"], label=f"student of {weak}")
+        ax.axhline(g["weak_acc"].mean(), color=weak_lines[f"weak {weak}"], ls="--", lw=1)
     _log_ticks(ax, sorted(set(d["size"])))
     ax.set_xlabel("strong model parameters (millions, log scale)")
     ax.set_ylabel("test accuracy")
