@@ -25,3 +25,10 @@ def test_several_series_of_one_role_get_distinct_shades():
     assert plotting.role_of("weak → strong") == "weak" and plotting.role_of("strong ceiling of the weak") == "strong"
     two = plotting.palette(["no_conflict", "student of x"])       # synonyms share one role: two shades
     assert len(set(two.values())) == 2
+
+
+def test_a_label_of_no_role_keeps_its_colour_across_figures():
+    rungs = ["minilm-l6", "smollm2-135m", "qwen2.5-0.5b", "qwen2.5-1.5b"]
+    one, other = plotting.palette(rungs), plotting.palette(rungs[1:])   # a panel without minilm-l6
+    assert all(other[r] == one[r] for r in rungs[1:]) or len(set(one.values())) < len(rungs)
+    assert len(set(one.values())) == len(rungs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import matplotlib
@@ -31,7 +32,7 @@ ROLES = {
 }
 _WORDS = {**{role: role for role in ROLES}, "no_conflict": "student", "no conflict": "student",
           "twin": "floor"}
-_OTHERS = ["#64B5CD", "#DA8BC3", "#937860", "#2F4858", "#A0C4A0", "#E0A0A0", "#B0B0E0", "#505050"]
+_OTHERS = ["#64B5CD", "#DA8BC3", "#937860", "#2F4858", "#1B9E77", "#E7298A", "#66A61E", "#A6761D"]
 
 
 def role_of(label: object) -> str | None:
@@ -43,15 +44,22 @@ def role_of(label: object) -> str | None:
 
 def palette(labels) -> dict:
     """{label: colour} for series labels: each label its role's colour; several labels of one role
-    (implicit 10%, 25%, 47%) get shades of it, dark to light, in the order given."""
+    (implicit 10%, 25%, 47%) get shades of it, dark to light, in the order given; a label of no role
+    gets a colour chosen by its text (the same in every figure unless two such labels collide)."""
     labels = list(dict.fromkeys(labels))
     by_role: dict[str | None, list] = {}
     for label in labels:
         by_role.setdefault(role_of(label), []).append(label)
     out = {}
     for role, group in by_role.items():
-        if role is None:
-            out |= {label: _OTHERS[i % len(_OTHERS)] for i, label in enumerate(group)}
+        if role is None:                   # by the label itself: a rung keeps its colour in every figure
+            taken: set[int] = set()
+            for label in group:
+                k = zlib.crc32(str(label).encode()) % len(_OTHERS)
+                while k in taken and len(taken) < len(_OTHERS):
+                    k = (k + 1) % len(_OTHERS)
+                taken.add(k)
+                out[label] = _OTHERS[k]
         elif len(group) == 1:
             out[group[0]] = ROLES[role]
         else:
